@@ -96,7 +96,7 @@ const workersSchema = z
 
 const retrySchema = z
   .object({
-    max_attempts: int(1, 1000).default(3),
+    max_attempts: int(1, 100).default(3),
     backoff: z.enum(BACKOFF_KINDS).default('exponential'),
     base_ms: int(0).default(1_000),
     max_ms: int(0).default(60_000),

@@ -73,7 +73,7 @@ class TaskServiceServicer(object):
 
     def CreateTask(self, request, context):
         """Creates a task from a template. The context is validated against the
-        template's context_schema (INVALID_ARGUMENT, VALIDATION_FAILED), then every
+        template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
         step and edge is stored in one transaction. Under the template's identity
         strategy a duplicate request returns the existing task with created = false.
         """

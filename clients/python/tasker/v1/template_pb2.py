@@ -16,7 +16,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tasker.v1 import common_pb2 as tasker_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tasker/v1/template.proto\x12\ttasker.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16tasker/v1/common.proto\"\xbf\x03\n\x0cTaskTemplate\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0e\x63ontext_schema\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x36\n\x11identity_strategy\x18\x06 \x01(\x0e\x32\x1b.tasker.v1.IdentityStrategy\x12&\n\x05steps\x18\x07 \x03(\x0b\x32\x17.tasker.v1.StepTemplate\x12?\n\x0c\x65nvironments\x18\x08 \x03(\x0b\x32).tasker.v1.TaskTemplate.EnvironmentsEntry\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tbody_hash\x18\n \x01(\t\x1aS\n\x11\x45nvironmentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.tasker.v1.EnvironmentOverride:\x02\x38\x01\"\xad\x01\n\x0cStepTemplate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07handler\x18\x02 \x01(\t\x12\x12\n\ndepends_on\x18\x03 \x03(\t\x12/\n\x0ehandler_config\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05retry\x18\x05 \x01(\x0b\x32\x16.tasker.v1.RetryPolicy\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\"\xaa\x01\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\r\x12#\n\x07\x62\x61\x63koff\x18\x02 \x01(\x0e\x32\x12.tasker.v1.Backoff\x12\x14\n\x07\x62\x61se_ms\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06max_ms\x18\x04 \x01(\rH\x01\x88\x01\x01\x12\x13\n\x06jitter\x18\x05 \x01(\x01H\x02\x88\x01\x01\x42\n\n\x08_base_msB\t\n\x07_max_msB\t\n\x07_jitter\"=\n\x13\x45nvironmentOverride\x12&\n\x05steps\x18\x01 \x03(\x0b\x32\x17.tasker.v1.StepOverride\"\x9c\x01\n\x0cStepOverride\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x0ehandler_config\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05retry\x18\x03 \x01(\x0b\x32\x16.tasker.v1.RetryPolicy\x12\x17\n\ntimeout_ms\x18\x04 \x01(\rH\x00\x88\x01\x01\x42\r\n\x0b_timeout_ms\"D\n\x17RegisterTemplateRequest\x12)\n\x08template\x18\x01 \x01(\x0b\x32\x17.tasker.v1.TaskTemplate\"V\n\x18RegisterTemplateResponse\x12)\n\x08template\x18\x01 \x01(\x0b\x32\x17.tasker.v1.TaskTemplate\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\">\n\x12GetTemplateRequest\x12(\n\x08template\x18\x01 \x01(\x0b\x32\x16.tasker.v1.TemplateRef\"@\n\x13GetTemplateResponse\x12)\n\x08template\x18\x01 \x01(\x0b\x32\x17.tasker.v1.TaskTemplate\"M\n\x14ListTemplatesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x61ll_versions\x18\x03 \x01(\x08\"C\n\x15ListTemplatesResponse\x12*\n\ttemplates\x18\x01 \x03(\x0b\x32\x17.tasker.v1.TaskTemplate\"D\n\x17ValidateTemplateRequest\x12)\n\x08template\x18\x01 \x01(\x0b\x32\x17.tasker.v1.TaskTemplate\"S\n\x18ValidateTemplateResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12(\n\nviolations\x18\x02 \x03(\x0b\x32\x14.tasker.v1.Violation*\x9f\x01\n\x10IdentityStrategy\x12!\n\x1dIDENTITY_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n\x18IDENTITY_STRATEGY_STRICT\x10\x01\x12%\n!IDENTITY_STRATEGY_CALLER_PROVIDED\x10\x02\x12#\n\x1fIDENTITY_STRATEGY_ALWAYS_UNIQUE\x10\x03*b\n\x07\x42\x61\x63koff\x12\x17\n\x13\x42\x41\x43KOFF_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41\x43KOFF_EXPONENTIAL\x10\x01\x12\x12\n\x0e\x42\x41\x43KOFF_LINEAR\x10\x02\x12\x11\n\rBACKOFF_FIXED\x10\x03\x32\xed\x02\n\x0fTemplateService\x12[\n\x10RegisterTemplate\x12\".tasker.v1.RegisterTemplateRequest\x1a#.tasker.v1.RegisterTemplateResponse\x12L\n\x0bGetTemplate\x12\x1d.tasker.v1.GetTemplateRequest\x1a\x1e.tasker.v1.GetTemplateResponse\x12R\n\rListTemplates\x12\x1f.tasker.v1.ListTemplatesRequest\x1a .tasker.v1.ListTemplatesResponse\x12[\n\x10ValidateTemplate\x12\".tasker.v1.ValidateTemplateRequest\x1a#.tasker.v1.ValidateTemplateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tasker/v1/template.proto\x12\ttasker.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16tasker/v1/common.proto\"\xbf\x03\n\x0cTaskTemplate\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12/\n\x0e\x63ontext_schema\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x36\n\x11identity_strategy\x18\x06 \x01(\x0e\x32\x1b.tasker.v1.IdentityStrategy\x12&\n\x05steps\x18\x07 \x03(\x0b\x32\x17.tasker.v1.StepTemplate\x12?\n\x0c\x65nvironments\x18\x08 \x03(\x0b\x32).tasker.v1.TaskTemplate.EnvironmentsEntry\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tbody_hash\x18\n \x01(\t\x1aS\n\x11\x45nvironmentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.tasker.v1.EnvironmentOverride:\x02\x38\x01\"\xad\x01\n\x0cStepTemplate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07handler\x18\x02 \x01(\t\x12\x12\n\ndepends_on\x18\x03 \x03(\t\x12/\n\x0ehandler_config\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05retry\x18\x05 \x01(\x0b\x32\x16.tasker.v1.RetryPolicy\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\"\xaa\x01\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\r\x12#\n\x07\x62\x61\x63koff\x18\x02 \x01(\x0e\x32\x12.tasker.v1.Backoff\x12\x14\n\x07\x62\x61se_ms\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06max_ms\x18\x04 \x01(\rH\x01\x88\x01\x01\x12\x13\n\x06jitter\x18\x05 \x01(\x01H\x02\x88\x01\x01\x42\n\n\x08_base_msB\t\n\x07_max_msB\t\n\x07_jitter\"=\n\x13\x45nvironmentOverride\x12&\n\x05steps\x18\x01 \x03(\x0b\x32\x17.tasker.v1.StepOverride\"\xad\x01\n\x0cStepOverride\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x0ehandler_config\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05retry\x18\x03 \x01(\x0b\x32\x16.tasker.v1.RetryPolicy\x12\x17\n\ntimeout_ms\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x0f\n\x07handler\x18\x05 \x01(\tB\r\n\x0b_timeout_ms\"D\n\x17RegisterTemplateRequest\x12)\n\x08template\x18\x01 \x01(\x0b\x32\x17.tasker.v1.TaskTemplate\"V\n\x18RegisterTemplateResponse\x12)\n\x08template\x18\x01 \x01(\x0b\x32\x17.tasker.v1.TaskTemplate\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\">\n\x12GetTemplateRequest\x12(\n\x08template\x18\x01 \x01(\x0b\x32\x16.tasker.v1.TemplateRef\"@\n\x13GetTemplateResponse\x12)\n\x08template\x18\x01 \x01(\x0b\x32\x17.tasker.v1.TaskTemplate\"M\n\x14ListTemplatesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x61ll_versions\x18\x03 \x01(\x08\"C\n\x15ListTemplatesResponse\x12*\n\ttemplates\x18\x01 \x03(\x0b\x32\x17.tasker.v1.TaskTemplate\"D\n\x17ValidateTemplateRequest\x12)\n\x08template\x18\x01 \x01(\x0b\x32\x17.tasker.v1.TaskTemplate\"S\n\x18ValidateTemplateResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12(\n\nviolations\x18\x02 \x03(\x0b\x32\x14.tasker.v1.Violation*\x9f\x01\n\x10IdentityStrategy\x12!\n\x1dIDENTITY_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n\x18IDENTITY_STRATEGY_STRICT\x10\x01\x12%\n!IDENTITY_STRATEGY_CALLER_PROVIDED\x10\x02\x12#\n\x1fIDENTITY_STRATEGY_ALWAYS_UNIQUE\x10\x03*b\n\x07\x42\x61\x63koff\x12\x17\n\x13\x42\x41\x43KOFF_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41\x43KOFF_EXPONENTIAL\x10\x01\x12\x12\n\x0e\x42\x41\x43KOFF_LINEAR\x10\x02\x12\x11\n\rBACKOFF_FIXED\x10\x03\x32\xed\x02\n\x0fTemplateService\x12[\n\x10RegisterTemplate\x12\".tasker.v1.RegisterTemplateRequest\x1a#.tasker.v1.RegisterTemplateResponse\x12L\n\x0bGetTemplate\x12\x1d.tasker.v1.GetTemplateRequest\x1a\x1e.tasker.v1.GetTemplateResponse\x12R\n\rListTemplates\x12\x1f.tasker.v1.ListTemplatesRequest\x1a .tasker.v1.ListTemplatesResponse\x12[\n\x10ValidateTemplate\x12\".tasker.v1.ValidateTemplateRequest\x1a#.tasker.v1.ValidateTemplateResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tasker.v1.template_pb2', globals())
@@ -25,10 +25,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   _TASKTEMPLATE_ENVIRONMENTSENTRY._options = None
   _TASKTEMPLATE_ENVIRONMENTSENTRY._serialized_options = b'8\001'
-  _IDENTITYSTRATEGY._serialized_start=1739
-  _IDENTITYSTRATEGY._serialized_end=1898
-  _BACKOFF._serialized_start=1900
-  _BACKOFF._serialized_end=1998
+  _IDENTITYSTRATEGY._serialized_start=1756
+  _IDENTITYSTRATEGY._serialized_end=1915
+  _BACKOFF._serialized_start=1917
+  _BACKOFF._serialized_end=2015
   _TASKTEMPLATE._serialized_start=127
   _TASKTEMPLATE._serialized_end=574
   _TASKTEMPLATE_ENVIRONMENTSENTRY._serialized_start=491
@@ -40,23 +40,23 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _ENVIRONMENTOVERRIDE._serialized_start=925
   _ENVIRONMENTOVERRIDE._serialized_end=986
   _STEPOVERRIDE._serialized_start=989
-  _STEPOVERRIDE._serialized_end=1145
-  _REGISTERTEMPLATEREQUEST._serialized_start=1147
-  _REGISTERTEMPLATEREQUEST._serialized_end=1215
-  _REGISTERTEMPLATERESPONSE._serialized_start=1217
-  _REGISTERTEMPLATERESPONSE._serialized_end=1303
-  _GETTEMPLATEREQUEST._serialized_start=1305
-  _GETTEMPLATEREQUEST._serialized_end=1367
-  _GETTEMPLATERESPONSE._serialized_start=1369
-  _GETTEMPLATERESPONSE._serialized_end=1433
-  _LISTTEMPLATESREQUEST._serialized_start=1435
-  _LISTTEMPLATESREQUEST._serialized_end=1512
-  _LISTTEMPLATESRESPONSE._serialized_start=1514
-  _LISTTEMPLATESRESPONSE._serialized_end=1581
-  _VALIDATETEMPLATEREQUEST._serialized_start=1583
-  _VALIDATETEMPLATEREQUEST._serialized_end=1651
-  _VALIDATETEMPLATERESPONSE._serialized_start=1653
-  _VALIDATETEMPLATERESPONSE._serialized_end=1736
-  _TEMPLATESERVICE._serialized_start=2001
-  _TEMPLATESERVICE._serialized_end=2366
+  _STEPOVERRIDE._serialized_end=1162
+  _REGISTERTEMPLATEREQUEST._serialized_start=1164
+  _REGISTERTEMPLATEREQUEST._serialized_end=1232
+  _REGISTERTEMPLATERESPONSE._serialized_start=1234
+  _REGISTERTEMPLATERESPONSE._serialized_end=1320
+  _GETTEMPLATEREQUEST._serialized_start=1322
+  _GETTEMPLATEREQUEST._serialized_end=1384
+  _GETTEMPLATERESPONSE._serialized_start=1386
+  _GETTEMPLATERESPONSE._serialized_end=1450
+  _LISTTEMPLATESREQUEST._serialized_start=1452
+  _LISTTEMPLATESREQUEST._serialized_end=1529
+  _LISTTEMPLATESRESPONSE._serialized_start=1531
+  _LISTTEMPLATESRESPONSE._serialized_end=1598
+  _VALIDATETEMPLATEREQUEST._serialized_start=1600
+  _VALIDATETEMPLATEREQUEST._serialized_end=1668
+  _VALIDATETEMPLATERESPONSE._serialized_start=1670
+  _VALIDATETEMPLATERESPONSE._serialized_end=1753
+  _TEMPLATESERVICE._serialized_start=2018
+  _TEMPLATESERVICE._serialized_end=2383
 # @@protoc_insertion_point(module_scope)

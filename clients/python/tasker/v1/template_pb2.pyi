@@ -80,16 +80,18 @@ class RetryPolicy(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, str]] = ..., base_ms: _Optional[int] = ..., max_ms: _Optional[int] = ..., jitter: _Optional[float] = ...) -> None: ...
 
 class StepOverride(_message.Message):
-    __slots__ = ["handler_config", "name", "retry", "timeout_ms"]
+    __slots__ = ["handler", "handler_config", "name", "retry", "timeout_ms"]
     HANDLER_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     RETRY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    handler: str
     handler_config: _struct_pb2.Struct
     name: str
     retry: RetryPolicy
     timeout_ms: int
-    def __init__(self, name: _Optional[str] = ..., handler_config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., handler_config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., handler: _Optional[str] = ...) -> None: ...
 
 class StepTemplate(_message.Message):
     __slots__ = ["depends_on", "handler", "handler_config", "name", "retry", "timeout_ms"]

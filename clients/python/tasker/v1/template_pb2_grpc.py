@@ -43,7 +43,7 @@ class TemplateServiceServicer(object):
 
     def RegisterTemplate(self, request, context):
         """Stores a template version. Validation failures return INVALID_ARGUMENT with
-        reason VALIDATION_FAILED and the violations in `tasker-error-details-bin`.
+        reason TEMPLATE_INVALID and the violations in `tasker-error-details-bin`.
         Registering namespace/name@version again with the same body is a no-op
         (`created = false`); with a different body it fails with ALREADY_EXISTS.
         """

@@ -43,12 +43,13 @@ export const protobufFileName = "tasker/v1/common.proto";
  * server raises on purpose also carries, in trailing metadata:
  *   `tasker-error-code`         a stable machine-readable reason in
  *                               UPPER_SNAKE_CASE, e.g. TEMPLATE_NOT_FOUND,
- *                               TASK_NOT_FOUND, STEP_NOT_FOUND, VALIDATION_FAILED,
+ *                               TASK_NOT_FOUND, STEP_NOT_FOUND, TEMPLATE_INVALID,
  *                               SESSION_EXPIRED. Reasons are never renamed.
  *   `tasker-error-details-bin`  a UTF-8 JSON object with structured details that
  *                               are safe to show, e.g. {"violations":[{"path":
  *                               "/steps/1/depends_on/0","message":"..."}]} for
- *                               VALIDATION_FAILED, or {"kind":"task","id":"..."}
+ *                               TEMPLATE_INVALID or CONTEXT_INVALID, or
+ *                               {"kind":"task","id":"..."}
  *                               for a *_NOT_FOUND reason.
  * INTERNAL errors carry neither key and no internal detail in the message.
  * Clients turn status code + reason back into native exceptions.

@@ -4352,7 +4352,7 @@ export type TaskServiceService = typeof TaskServiceService;
 export const TaskServiceService = {
   /**
    * Creates a task from a template. The context is validated against the
-   * template's context_schema (INVALID_ARGUMENT, VALIDATION_FAILED), then every
+   * template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
    * step and edge is stored in one transaction. Under the template's identity
    * strategy a duplicate request returns the existing task with created = false.
    */
@@ -4491,7 +4491,7 @@ export const TaskServiceService = {
 export interface TaskServiceServer extends UntypedServiceImplementation {
   /**
    * Creates a task from a template. The context is validated against the
-   * template's context_schema (INVALID_ARGUMENT, VALIDATION_FAILED), then every
+   * template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
    * step and edge is stored in one transaction. Under the template's identity
    * strategy a duplicate request returns the existing task with created = false.
    */
@@ -4548,7 +4548,7 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
 export interface TaskServiceClient extends Client {
   /**
    * Creates a task from a template. The context is validated against the
-   * template's context_schema (INVALID_ARGUMENT, VALIDATION_FAILED), then every
+   * template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
    * step and edge is stored in one transaction. Under the template's identity
    * strategy a duplicate request returns the existing task with created = false.
    */

@@ -161,7 +161,7 @@ export interface TaskTemplate {
   description: string;
   /**
    * JSON Schema document that every task context must satisfy; CreateTask
-   * refuses a context that does not (INVALID_ARGUMENT, VALIDATION_FAILED).
+   * refuses a context that does not (INVALID_ARGUMENT, CONTEXT_INVALID).
    * Unset = any JSON object is accepted.
    */
   contextSchema?:
@@ -278,12 +278,22 @@ export interface StepOverride {
   handlerConfig?:
     | { [key: string]: any }
     | undefined;
-  /** Replaces the step's retry policy as a whole. */
+  /**
+   * Fields set here replace the same fields of the step's retry policy; unset
+   * fields keep the step's values.
+   */
   retry?:
     | RetryPolicy
     | undefined;
   /** Replaces the step's timeout_ms. */
-  timeoutMs?: number | undefined;
+  timeoutMs?:
+    | number
+    | undefined;
+  /**
+   * Replaces the step's handler, e.g. to route a step to a sandbox handler in
+   * one environment. Empty = keep the step's handler.
+   */
+  handler: string;
 }
 
 /** Request of TemplateService.RegisterTemplate. */
@@ -1086,7 +1096,7 @@ export const EnvironmentOverride: MessageFns<EnvironmentOverride> = {
 };
 
 function createBaseStepOverride(): StepOverride {
-  return { name: "", handlerConfig: undefined, retry: undefined, timeoutMs: undefined };
+  return { name: "", handlerConfig: undefined, retry: undefined, timeoutMs: undefined, handler: "" };
 }
 
 export const StepOverride: MessageFns<StepOverride> = {
@@ -1102,6 +1112,9 @@ export const StepOverride: MessageFns<StepOverride> = {
     }
     if (message.timeoutMs !== undefined) {
       writer.uint32(32).uint32(message.timeoutMs);
+    }
+    if (message.handler !== "") {
+      writer.uint32(42).string(message.handler);
     }
     return writer;
   },
@@ -1151,6 +1164,14 @@ export const StepOverride: MessageFns<StepOverride> = {
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.handler = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1177,6 +1198,7 @@ export const StepOverride: MessageFns<StepOverride> = {
         : isSet(object.timeout_ms)
         ? globalThis.Number(object.timeout_ms)
         : undefined,
+      handler: isSet(object.handler) ? globalThis.String(object.handler) : "",
     };
   },
 
@@ -1194,6 +1216,9 @@ export const StepOverride: MessageFns<StepOverride> = {
     if (message.timeoutMs !== undefined) {
       obj.timeoutMs = Math.round(message.timeoutMs);
     }
+    if (message.handler !== "") {
+      obj.handler = message.handler;
+    }
     return obj;
   },
 
@@ -1208,6 +1233,7 @@ export const StepOverride: MessageFns<StepOverride> = {
       ? RetryPolicy.fromPartial(object.retry)
       : undefined;
     message.timeoutMs = object.timeoutMs ?? undefined;
+    message.handler = object.handler ?? "";
     return message;
   },
 };
@@ -1843,7 +1869,7 @@ export type TemplateServiceService = typeof TemplateServiceService;
 export const TemplateServiceService = {
   /**
    * Stores a template version. Validation failures return INVALID_ARGUMENT with
-   * reason VALIDATION_FAILED and the violations in `tasker-error-details-bin`.
+   * reason TEMPLATE_INVALID and the violations in `tasker-error-details-bin`.
    * Registering namespace/name@version again with the same body is a no-op
    * (`created = false`); with a different body it fails with ALREADY_EXISTS.
    */
@@ -1899,7 +1925,7 @@ export const TemplateServiceService = {
 export interface TemplateServiceServer extends UntypedServiceImplementation {
   /**
    * Stores a template version. Validation failures return INVALID_ARGUMENT with
-   * reason VALIDATION_FAILED and the violations in `tasker-error-details-bin`.
+   * reason TEMPLATE_INVALID and the violations in `tasker-error-details-bin`.
    * Registering namespace/name@version again with the same body is a no-op
    * (`created = false`); with a different body it fails with ALREADY_EXISTS.
    */
@@ -1918,7 +1944,7 @@ export interface TemplateServiceServer extends UntypedServiceImplementation {
 export interface TemplateServiceClient extends Client {
   /**
    * Stores a template version. Validation failures return INVALID_ARGUMENT with
-   * reason VALIDATION_FAILED and the violations in `tasker-error-details-bin`.
+   * reason TEMPLATE_INVALID and the violations in `tasker-error-details-bin`.
    * Registering namespace/name@version again with the same body is a no-op
    * (`created = false`); with a different body it fails with ALREADY_EXISTS.
    */

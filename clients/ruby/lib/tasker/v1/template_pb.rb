@@ -44,6 +44,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :handler_config, :message, 2, "google.protobuf.Struct"
       optional :retry, :message, 3, "tasker.v1.RetryPolicy"
       proto3_optional :timeout_ms, :uint32, 4
+      optional :handler, :string, 5
     end
     add_message "tasker.v1.RegisterTemplateRequest" do
       optional :template, :message, 1, "tasker.v1.TaskTemplate"

@@ -31,7 +31,7 @@ module Tasker
         self.service_name = 'tasker.v1.TemplateService'
 
         # Stores a template version. Validation failures return INVALID_ARGUMENT with
-        # reason VALIDATION_FAILED and the violations in `tasker-error-details-bin`.
+        # reason TEMPLATE_INVALID and the violations in `tasker-error-details-bin`.
         # Registering namespace/name@version again with the same body is a no-op
         # (`created = false`); with a different body it fails with ALREADY_EXISTS.
         rpc :RegisterTemplate, ::Tasker::V1::RegisterTemplateRequest, ::Tasker::V1::RegisterTemplateResponse
