@@ -101,7 +101,8 @@ class Event(_message.Message):
     def __init__(self, cursor: _Optional[int] = ..., event_type: _Optional[str] = ..., namespace: _Optional[str] = ..., task_name: _Optional[str] = ..., task_id: _Optional[str] = ..., step_id: _Optional[str] = ..., step_name: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecutionContext(_message.Message):
-    __slots__ = ["completed_steps", "completion_percentage", "execution_status", "failed_steps", "health_status", "in_progress_steps", "pending_steps", "ready_steps", "recommended_action", "total_steps"]
+    __slots__ = ["cancelled_steps", "completed_steps", "completion_percentage", "execution_status", "failed_steps", "health_status", "in_progress_steps", "pending_steps", "ready_steps", "recommended_action", "total_steps", "waiting_for_retry_steps"]
+    CANCELLED_STEPS_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_STEPS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_PERCENTAGE_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +113,8 @@ class ExecutionContext(_message.Message):
     READY_STEPS_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDED_ACTION_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_RETRY_STEPS_FIELD_NUMBER: _ClassVar[int]
+    cancelled_steps: int
     completed_steps: int
     completion_percentage: float
     execution_status: str
@@ -122,7 +125,8 @@ class ExecutionContext(_message.Message):
     ready_steps: int
     recommended_action: str
     total_steps: int
-    def __init__(self, total_steps: _Optional[int] = ..., pending_steps: _Optional[int] = ..., in_progress_steps: _Optional[int] = ..., completed_steps: _Optional[int] = ..., failed_steps: _Optional[int] = ..., ready_steps: _Optional[int] = ..., execution_status: _Optional[str] = ..., recommended_action: _Optional[str] = ..., completion_percentage: _Optional[float] = ..., health_status: _Optional[str] = ...) -> None: ...
+    waiting_for_retry_steps: int
+    def __init__(self, total_steps: _Optional[int] = ..., pending_steps: _Optional[int] = ..., in_progress_steps: _Optional[int] = ..., completed_steps: _Optional[int] = ..., failed_steps: _Optional[int] = ..., ready_steps: _Optional[int] = ..., execution_status: _Optional[str] = ..., recommended_action: _Optional[str] = ..., completion_percentage: _Optional[float] = ..., health_status: _Optional[str] = ..., waiting_for_retry_steps: _Optional[int] = ..., cancelled_steps: _Optional[int] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ["omit_results", "task_id"]

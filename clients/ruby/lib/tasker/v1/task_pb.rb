@@ -73,6 +73,8 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :recommended_action, :string, 8
       optional :completion_percentage, :double, 9
       optional :health_status, :string, 10
+      optional :waiting_for_retry_steps, :uint32, 11
+      optional :cancelled_steps, :uint32, 12
     end
     add_message "tasker.v1.GetTaskRequest" do
       optional :task_id, :string, 1

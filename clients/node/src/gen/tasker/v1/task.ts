@@ -224,20 +224,30 @@ export interface ExecutionContext {
   /** Steps ready to be dispatched now. */
   readySteps: number;
   /**
-   * One of `has_ready_steps`, `processing`, `blocked_by_failures`,
-   * `all_complete`, `waiting_for_dependencies`.
+   * What the task is doing: `has_ready_steps` (some step can be dispatched now),
+   * `processing` (steps are leased or running, none ready), `waiting_for_retry`
+   * (only backoffs are pending), `blocked_by_failures` (a step is in error),
+   * `all_complete`, or `cancelled`.
    */
   executionStatus: string;
   /**
-   * What should happen next: one of `execute_ready_steps`,
-   * `wait_for_completion`, `handle_failures`, `finalize_task`,
-   * `wait_for_dependencies`.
+   * What should happen next: `execute_ready_steps`, `wait_for_completion`,
+   * `wait_for_retry`, `handle_failures` (an operator should retry or resolve
+   * the failed steps), `finalize_task` (every step is done but the task is not
+   * yet complete), or `none` (the task is finished).
    */
   recommendedAction: string;
-  /** completed_steps / total_steps * 100, in [0, 100]. */
+  /** completed_steps / total_steps * 100, in [0, 100], two decimals. */
   completionPercentage: number;
-  /** One of `healthy`, `recovering`, `blocked`, `unknown`. */
+  /**
+   * `healthy`, `recovering` (retries are pending or running), `blocked` (a step
+   * is in error), or `unknown` (step states are inconsistent).
+   */
   healthStatus: string;
+  /** Steps in waiting_for_retry. */
+  waitingForRetrySteps: number;
+  /** Steps cancelled. */
+  cancelledSteps: number;
 }
 
 /** Request of TaskService.GetTask. */
@@ -1616,6 +1626,8 @@ function createBaseExecutionContext(): ExecutionContext {
     recommendedAction: "",
     completionPercentage: 0,
     healthStatus: "",
+    waitingForRetrySteps: 0,
+    cancelledSteps: 0,
   };
 }
 
@@ -1650,6 +1662,12 @@ export const ExecutionContext: MessageFns<ExecutionContext> = {
     }
     if (message.healthStatus !== "") {
       writer.uint32(82).string(message.healthStatus);
+    }
+    if (message.waitingForRetrySteps !== 0) {
+      writer.uint32(88).uint32(message.waitingForRetrySteps);
+    }
+    if (message.cancelledSteps !== 0) {
+      writer.uint32(96).uint32(message.cancelledSteps);
     }
     return writer;
   },
@@ -1747,6 +1765,22 @@ export const ExecutionContext: MessageFns<ExecutionContext> = {
             message.healthStatus = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.waitingForRetrySteps = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.cancelledSteps = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1811,6 +1845,16 @@ export const ExecutionContext: MessageFns<ExecutionContext> = {
         : isSet(object.health_status)
         ? globalThis.String(object.health_status)
         : "",
+      waitingForRetrySteps: isSet(object.waitingForRetrySteps)
+        ? globalThis.Number(object.waitingForRetrySteps)
+        : isSet(object.waiting_for_retry_steps)
+        ? globalThis.Number(object.waiting_for_retry_steps)
+        : 0,
+      cancelledSteps: isSet(object.cancelledSteps)
+        ? globalThis.Number(object.cancelledSteps)
+        : isSet(object.cancelled_steps)
+        ? globalThis.Number(object.cancelled_steps)
+        : 0,
     };
   },
 
@@ -1846,6 +1890,12 @@ export const ExecutionContext: MessageFns<ExecutionContext> = {
     if (message.healthStatus !== "") {
       obj.healthStatus = message.healthStatus;
     }
+    if (message.waitingForRetrySteps !== 0) {
+      obj.waitingForRetrySteps = Math.round(message.waitingForRetrySteps);
+    }
+    if (message.cancelledSteps !== 0) {
+      obj.cancelledSteps = Math.round(message.cancelledSteps);
+    }
     return obj;
   },
 
@@ -1864,6 +1914,8 @@ export const ExecutionContext: MessageFns<ExecutionContext> = {
     message.recommendedAction = object.recommendedAction ?? "";
     message.completionPercentage = object.completionPercentage ?? 0;
     message.healthStatus = object.healthStatus ?? "";
+    message.waitingForRetrySteps = object.waitingForRetrySteps ?? 0;
+    message.cancelledSteps = object.cancelledSteps ?? 0;
     return message;
   },
 };
