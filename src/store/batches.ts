@@ -1,0 +1,96 @@
+/**
+ * `step_batches`: one row per StepBatch pushed to a session. The claim that fills
+ * a batch creates its row (`steps.ts`, state `sent`); outcomes count into it as
+ * they are committed (`step-changes.ts`, which also completes it once every step
+ * is counted). This file holds what the worker protocol adds: `sent -> executing`
+ * on the first StepStarted, `-> completed` on BatchCompleted, and reads.
+ */
+import { sql } from 'kysely';
+import type { StepBatchState } from './schema.js';
+import type { Executor } from './sql-helpers.js';
+
+/** A batch row as read back. */
+export interface BatchRecord {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly state: StepBatchState;
+  readonly stepCount: number;
+  readonly completedCount: number;
+  readonly failedCount: number;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  readonly completedAt: Date | null;
+}
+
+/**
+ * Moves the batches of the given steps from `sent` to `executing` (a worker reported
+ * StepStarted for one of their steps). Batches already past `sent` are untouched.
+ * Returns how many batches moved.
+ */
+export async function markBatchesExecuting(db: Executor, stepIds: readonly string[], now: Date): Promise<number> {
+  if (stepIds.length === 0) return 0;
+  const result = await sql`
+    update step_batches b set state = 'executing', updated_at = ${now}::timestamptz
+    where b.state = 'sent'
+      and b.id in (select s.batch_id from workflow_steps s where s.id = any(${[...new Set(stepIds)]}::uuid[]))`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/** A BatchCompleted from a worker. */
+export interface BatchCompletion {
+  readonly batchId: string;
+  /** The worker's count of steps it reported completed (informational; the stored counts are the committed ones). */
+  readonly completed: number;
+  readonly failed: number;
+}
+
+/**
+ * Marks batches of `sessionId` completed because the worker reported every step of
+ * them final (BatchCompleted). Only batches of that session still `sent` or
+ * `executing` move; the per-step counts stay as the committed outcomes made them.
+ * Returns the ids of the batches that moved.
+ */
+export async function completeBatches(
+  db: Executor,
+  sessionId: string,
+  completions: readonly BatchCompletion[],
+  now: Date,
+): Promise<string[]> {
+  if (completions.length === 0) return [];
+  const ids = [...new Set(completions.map((c) => c.batchId))];
+  const { rows } = await sql<{ id: string }>`
+    update step_batches set state = 'completed', completed_at = ${now}::timestamptz, updated_at = ${now}::timestamptz
+    where id = any(${ids}::uuid[]) and session_id = ${sessionId}::uuid and state in ('sent', 'executing')
+    returning id`.execute(db);
+  return rows.map((r) => r.id);
+}
+
+/** The batch with id `id`, or null. */
+export async function findBatch(db: Executor, id: string): Promise<BatchRecord | null> {
+  const { rows } = await sql<{
+    id: string;
+    session_id: string;
+    state: StepBatchState;
+    step_count: number;
+    completed_count: number;
+    failed_count: number;
+    created_at: Date;
+    updated_at: Date;
+    completed_at: Date | null;
+  }>`
+    select id, session_id, state, step_count, completed_count, failed_count, created_at, updated_at, completed_at
+    from step_batches where id = ${id}::uuid`.execute(db);
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    id: r.id,
+    sessionId: r.session_id,
+    state: r.state,
+    stepCount: r.step_count,
+    completedCount: r.completed_count,
+    failedCount: r.failed_count,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    completedAt: r.completed_at,
+  };
+}
