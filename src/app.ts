@@ -11,6 +11,7 @@ import type { Config } from './config/schema.js';
 import { migrationsDir, sqlDir } from './config/paths.js';
 import { systemClock } from './domain/clock.js';
 import { FailedPreconditionError } from './domain/errors.js';
+import { Reaper } from './engine/reaper.js';
 import { TemplateRegistry } from './engine/template-registry.js';
 import type { Authenticator } from './grpc/auth.js';
 import { createAuthenticator } from './grpc/auth.js';
@@ -72,6 +73,15 @@ function buildParts(deps: AppDeps): AppParts {
   const workers = createWorkerRuntime({ ...deps, clock: systemClock, templateRegistry: templates });
   components.push(...workers.components);
   services.push(workers.service);
+
+  // Timers driven from database timestamps: lease expiry, step timeouts, session expiry.
+  const reaper = new Reaper({
+    db: deps.database.db,
+    clock: systemClock,
+    intervalMs: deps.config.engine.reaper_interval_ms,
+    logger: deps.logger.child({ component: 'reaper' }),
+  });
+  components.push({ name: 'reaper', start: () => reaper.start(), stop: () => reaper.stop() });
 
   return { components, services };
 }
