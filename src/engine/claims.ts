@@ -1,17 +1,16 @@
 /**
  * Claiming ready steps for a worker session: the leases, the task settling that a
  * first claim causes (`pending` → `in_progress`), and each assignment's ancestor
- * results — one transaction, a constant number of round trips per batch.
+ * results — one statement, so one round trip and one commit per batch (see
+ * `claimReadySteps`).
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { ValidationError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import { notifyEffects, TxEffects } from '../store/events.js';
 import type { DB } from '../store/schema.js';
-import { claimReadySteps, fetchAncestorResults } from '../store/steps.js';
+import { claimReadySteps } from '../store/steps.js';
 import type { ClaimedStep } from '../store/steps.js';
-import { settleTasks } from '../store/task-changes.js';
 import { withTransientRetry } from '../store/transient.js';
 import type { OutcomeAck } from './outcomes.js';
 import { applyOutcomes } from './outcomes.js';
@@ -20,8 +19,6 @@ import { applyOutcomes } from './outcomes.js';
 export interface StepAssignment extends ClaimedStep {
   readonly sessionId: string;
   readonly batchId: string;
-  /** JSON object text: result of every ancestor (not only parents), keyed by step name. */
-  readonly ancestorResultsJson: string;
 }
 
 /** What {@link claimSteps} needs. */
@@ -29,6 +26,8 @@ export interface ClaimStepsRequest {
   readonly sessionId: string;
   /** Handlers the session serves. */
   readonly handlers: readonly string[];
+  /** Namespaces the session serves (empty or absent: all). */
+  readonly namespaces?: readonly string[];
   /** Open credit: at most this many steps. */
   readonly limit: number;
   readonly leaseMs: number;
@@ -60,24 +59,10 @@ export async function claimSteps(db: Kysely<DB>, request: ClaimStepsRequest): Pr
   if (!(request.leaseMs > 0)) throw new ValidationError(`lease must be positive, got ${request.leaseMs} ms`);
   const batchId = request.batchId ?? newId(now.getTime());
   if (request.limit === 0 || request.handlers.length === 0) return { batchId, assignments: [] };
-  const assignments = await withTransientRetry(
-    () =>
-      db.transaction().execute(async (trx) => {
-        const claim = await claimReadySteps(trx, { ...request, batchId });
-        if (claim.steps.length === 0) return [];
-        const effects = new TxEffects();
-        effects.addEvent(claim.maxEventId);
-        const settled = await settleTasks(trx, claim.tasks, now, 'settle');
-        effects.addEvent(settled.maxEventId);
-        const withParents = claim.steps.filter((s) => s.parentCount > 0).map((s) => s.stepId);
-        const ancestors = await fetchAncestorResults(trx, withParents);
-        await notifyEffects(trx, effects);
-        return claim.steps.map(
-          (s): StepAssignment => ({ ...s, sessionId, batchId, ancestorResultsJson: ancestors.get(s.stepId) ?? '{}' }),
-        );
-      }),
-    { logger: request.logger },
-  );
+  // One statement (its own transaction): leases, task counters and states, batch row,
+  // transitions, events, ancestor results and the NOTIFY of the events.
+  const claim = await withTransientRetry(() => claimReadySteps(db, { ...request, batchId }), { logger: request.logger });
+  const assignments = claim.steps.map((s): StepAssignment => ({ ...s, sessionId, batchId }));
   return { batchId, assignments };
 }
 

@@ -2,8 +2,10 @@
  * The dispatcher: hands ready steps to the sessions attached to this instance.
  *
  * A session is *wanted* when something may be ready for it: it just attached, a
- * commit here or a `tasker_ready` notification named one of its handlers, the poll
- * timer fired, or its last claim came back full. Wanted sessions are served
+ * commit here released its credit or made steps of its handlers (and namespaces)
+ * ready, a `tasker_ready` notification from another instance named one of its
+ * handlers, the poll timer fired, or its last claim came back full. Claims only take
+ * steps of the namespaces the session serves. Wanted sessions are served
  * round-robin, at most `maxConcurrentClaims` claims at a time and at most one per
  * session; each claim is one transaction (`claimSteps`) taking up to
  * min(open credit, `dispatchBatchSize`) steps, sent as one StepBatch.
@@ -21,7 +23,14 @@ import { abandonLeases } from '../store/sessions.js';
 import { withTransientRetry } from '../store/transient.js';
 import { claimSteps } from './claims.js';
 import type { AttachedSession } from './attached-session.js';
+import type { ReadyWork } from './outcomes.js';
+import type { CommittedGroup } from './result-processor.js';
 import type { WorkerHub } from './worker-hub.js';
+
+/** True when `session` serves the handler of `work` in its namespace (no namespaces = all). */
+function servesWork(session: AttachedSession, work: ReadyWork): boolean {
+  return session.handlers.has(work.handler) && (session.namespaces.length === 0 || session.namespaces.includes(work.namespace));
+}
 
 /** Options of {@link Dispatcher}. */
 export interface DispatcherOptions {
@@ -91,6 +100,21 @@ export class Dispatcher {
     this.#pump();
   }
 
+  /**
+   * After a group commit on this instance: wakes the sessions whose credit opened and
+   * the attached sessions serving a handler (in a namespace they serve) that got
+   * claimable steps — at once, not after the `tasker_ready` round trip.
+   */
+  dispatchCommitted(committed: CommittedGroup): void {
+    for (const session of committed.opened) this.#want(session);
+    if (committed.ready.length > 0) {
+      for (const session of this.#o.hub.sessions()) {
+        if (committed.ready.some((r) => servesWork(session, r))) this.#want(session);
+      }
+    }
+    this.#pump();
+  }
+
   /** Wakes one session (attached, credit raised, more may be ready). */
   wakeSession(session: AttachedSession): void {
     this.#want(session);
@@ -137,6 +161,7 @@ export class Dispatcher {
       const batch = await claimSteps(this.#o.db, {
         sessionId: session.id,
         handlers: session.handlerList,
+        namespaces: session.namespaces,
         limit,
         leaseMs: this.#o.leaseMs,
         now,

@@ -104,6 +104,10 @@ export function failureChange(
     },
     errorJson: JSON.stringify(document),
     ...(retry ? { readyAt: decision.readyAt } : {}),
-    batchOutcome: 'failed',
+    // A lost lease or a timeout marks the attempt's batch timed out.
+    batchOutcome: origin === 'worker' ? 'failed' : 'timed_out',
+    namespace: step.namespace,
+    taskName: step.taskName,
+    stepName: step.name,
   };
 }

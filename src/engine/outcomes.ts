@@ -1,30 +1,37 @@
 /**
  * Applying what workers report about their steps — started, progress, completed,
- * failed — for many reports (from many streams) in one transaction: group commit.
- * Acks are returned only after the commit, so a worker that resends an
- * unacknowledged report gets `duplicate` for an outcome already applied and the
- * committed effect is exactly-once.
+ * failed — for many reports from many streams (each naming its session) in one
+ * transaction: group commit. Acks are returned only after the commit, so a worker
+ * that resends an unacknowledged report gets `duplicate` for an outcome already
+ * applied and the committed effect is exactly-once.
  *
- * Round trips per call, whatever the number of reports: lock the named steps
- * (one SELECT ... FOR UPDATE in id order), then at most one statement each for
- * starts, progress rows and outcomes (`applyStepChanges`: state, children's
- * readiness, task counters, transitions, events, batch counts), one read and one
- * write to settle the touched tasks, and one NOTIFY.
+ * Round trips per call, whatever the number of reports and sessions: lock the named
+ * steps (one SELECT ... FOR UPDATE in id order), progress rows (only when there are
+ * some), ONE statement for every state change (`applyStepChanges`: each step row is
+ * written once — a StepStarted and the outcome of the same attempt in one group
+ * become one UPDATE with both transitions logged — plus children's readiness, task
+ * locks, transitions, events, batch counts), batch completions (only when there are
+ * some), and the task write (`settleTasks`: counters and state, one write per task
+ * row, and the NOTIFY in the same statement; a separate one only when no task moved).
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { StepEvent } from '../domain/events.js';
 import { LEASED_STEP_STATES, StepState } from '../domain/step-state.js';
+import type { SessionBatchCompletion } from '../store/batches.js';
+import { completeSessionBatches } from '../store/batches.js';
 import { notifyEffects, TxEffects } from '../store/events.js';
 import type { DB } from '../store/schema.js';
 import { applyStepChanges } from '../store/step-changes.js';
-import type { StepChange } from '../store/step-changes.js';
+import type { ReadyWork, StepChange } from '../store/step-changes.js';
 import { insertProgress, lockSteps } from '../store/steps.js';
 import type { LockedStep, NewProgress } from '../store/steps.js';
-import { latestCounters, settleTasks } from '../store/task-changes.js';
+import { settleTasks } from '../store/task-changes.js';
 import { withTransientRetry } from '../store/transient.js';
 import { decideStepFailure, failureChange } from './failures.js';
 import type { StepFailure } from './failures.js';
+
+export type { ReadyWork } from '../store/step-changes.js';
 
 /** What a worker reports. */
 export type OutcomeKind = 'started' | 'progress' | 'completed' | 'failed';
@@ -67,11 +74,28 @@ export interface OutcomeAck {
   readonly message?: string;
 }
 
-/** Options of {@link applyOutcomes}. */
+/** A report and the session whose stream carried it (reports are checked against that session's leases). */
+export interface SessionReport extends OutcomeReport {
+  readonly sessionId: string;
+}
+
+/** Options of {@link applyOutcomes} and {@link applyOutcomeGroup}. */
 export interface ApplyOutcomesOptions {
   /** Jitter source for retry backoff; default Math.random. */
   readonly random?: () => number;
   readonly logger?: Logger;
+  /** BatchCompleted messages to record in the same transaction (after the outcomes). */
+  readonly batchCompletions?: readonly SessionBatchCompletion[];
+  /** Tags the transaction's `tasker_ready` notification (see `TxEffects.origin`). */
+  readonly notifyOrigin?: string;
+}
+
+/** What {@link applyOutcomeGroup} did. */
+export interface OutcomeGroupResult {
+  /** One ack per report, in order. */
+  readonly acks: OutcomeAck[];
+  /** Handlers (with their namespace) that have newly claimable steps since the commit. */
+  readonly ready: readonly ReadyWork[];
 }
 
 /** The state of a step as the batch has left it so far (reports are applied in order). */
@@ -79,15 +103,19 @@ interface VirtualStep {
   state: StepState;
   origin: LockedStep;
   lastFailedAttempt: number | null;
+  /** A StepStarted of the current attempt is part of this group. */
+  started: boolean;
+  /** The outcome (completion or failure) of the current attempt in this group. */
+  outcome: StepChange | null;
 }
 
 interface Plan {
   acks: OutcomeAck[];
-  starts: StepChange[];
+  /** At most one change per step: the start, the outcome, or both merged. */
+  changes: StepChange[];
   progress: NewProgress[];
   /** For each entry of `progress`, the index of its report (and ack). */
   progressIndex: number[];
-  outcomes: StepChange[];
 }
 
 const accepted = (reportId: string): OutcomeAck => ({ reportId, status: 'accepted' });
@@ -141,7 +169,7 @@ function planReport(plan: Plan, report: OutcomeReport, v: VirtualStep, now: Date
   switch (report.kind) {
     case 'started':
       if (v.state === StepState.Enqueued) {
-        plan.starts.push({ ...base, from: v.state, to: StepState.InProgress, kind: 'start', event: StepEvent.Started });
+        v.started = true;
         v.state = StepState.InProgress;
         return accepted(report.reportId);
       }
@@ -162,7 +190,7 @@ function planReport(plan: Plan, report: OutcomeReport, v: VirtualStep, now: Date
       if (v.state === StepState.Complete) return duplicate(report.reportId, `attempt ${report.attempt} already completed`);
       if (!isLeased(v.state)) return notRunning(report, v);
       const resultJson = report.resultJson ?? JSON.stringify(report.result ?? null);
-      plan.outcomes.push({
+      v.outcome = {
         ...base,
         from: v.state,
         to: StepState.Complete,
@@ -170,7 +198,10 @@ function planReport(plan: Plan, report: OutcomeReport, v: VirtualStep, now: Date
         event: StepEvent.Completed,
         resultJson,
         batchOutcome: 'completed',
-      });
+        namespace: step.namespace,
+        taskName: step.taskName,
+        stepName: step.name,
+      };
       v.state = StepState.Complete;
       return accepted(report.reportId);
     }
@@ -179,13 +210,31 @@ function planReport(plan: Plan, report: OutcomeReport, v: VirtualStep, now: Date
       if (v.lastFailedAttempt === report.attempt) return duplicate(report.reportId, `attempt ${report.attempt} already failed`);
       if (!isLeased(v.state)) return notRunning(report, v);
       const decision = decideStepFailure(step, error, now, random);
-      const change = failureChange(step, v.state, decision, error, 'worker', report.attempt);
-      plan.outcomes.push(change);
-      v.state = change.to;
+      v.outcome = failureChange(step, v.state, decision, error, 'worker', report.attempt);
+      v.state = v.outcome.to;
       v.lastFailedAttempt = report.attempt;
       return accepted(report.reportId);
     }
   }
+}
+
+/** The one change of a step after its reports: its outcome (from the locked state, after a start in this group if any), or its start. */
+function stepChangeOf(v: VirtualStep): StepChange | null {
+  const step = v.origin;
+  if (v.outcome) return { ...v.outcome, from: step.state, startedFirst: v.started };
+  if (!v.started) return null;
+  return {
+    stepId: step.id,
+    taskId: step.taskId,
+    attempt: step.attempts,
+    from: StepState.Enqueued,
+    to: StepState.InProgress,
+    kind: 'start',
+    event: StepEvent.Started,
+    namespace: step.namespace,
+    taskName: step.taskName,
+    stepName: step.name,
+  };
 }
 
 function lastWorkerFailure(step: LockedStep): number | null {
@@ -194,8 +243,8 @@ function lastWorkerFailure(step: LockedStep): number | null {
 }
 
 /** Classifies every report against the locked steps, in order, and plans the changes. */
-function plan(reports: readonly OutcomeReport[], locked: Map<string, LockedStep>, sessionId: string, now: Date, random: () => number): Plan {
-  const out: Plan = { acks: [], starts: [], progress: [], progressIndex: [], outcomes: [] };
+function plan(reports: readonly SessionReport[], locked: Map<string, LockedStep>, now: Date, random: () => number): Plan {
+  const out: Plan = { acks: [], changes: [], progress: [], progressIndex: [] };
   const virtual = new Map<string, VirtualStep>();
   for (const report of reports) {
     const bad = invalid(report);
@@ -206,26 +255,23 @@ function plan(reports: readonly OutcomeReport[], locked: Map<string, LockedStep>
     else {
       let v = virtual.get(step.id);
       if (!v) {
-        v = { state: step.state, origin: step, lastFailedAttempt: lastWorkerFailure(step) };
+        v = { state: step.state, origin: step, lastFailedAttempt: lastWorkerFailure(step), started: false, outcome: null };
         virtual.set(step.id, v);
       }
-      ack = checkAttempt(report, v, sessionId) ?? planReport(out, report, v, now, random);
+      ack = checkAttempt(report, v, report.sessionId) ?? planReport(out, report, v, now, random);
     }
     out.acks.push(ack);
+  }
+  for (const v of virtual.values()) {
+    const change = stepChangeOf(v);
+    if (change) out.changes.push(change);
   }
   return out;
 }
 
 /**
  * Applies `reports` from session `sessionId` in one transaction and returns one ack
- * per report, in order: `accepted` (committed), `duplicate` (this outcome was already
- * applied; nothing changed) or `rejected` with a reason (stale attempt, unknown step,
- * leased to another session, step not running, task cancelled, invalid report).
- * Reports about the same step are applied in the order given. A completion releases
- * the step's children and settles its task in the same transaction; a failure goes
- * through the step's retry policy (a worker's `retryAfterMs` overrides the backoff).
- * Results and progress payloads given as JSON text are stored without re-parsing;
- * if one is not valid JSON, the batch is re-run with that report rejected.
+ * per report, in order; see {@link applyOutcomeGroup}.
  */
 export async function applyOutcomes(
   db: Kysely<DB>,
@@ -234,9 +280,32 @@ export async function applyOutcomes(
   now: Date,
   options: ApplyOutcomesOptions = {},
 ): Promise<OutcomeAck[]> {
-  if (reports.length === 0) return [];
+  const result = await applyOutcomeGroup(db, reports.map((r) => ({ ...r, sessionId })), now, options);
+  return result.acks;
+}
+
+/**
+ * Applies `reports` — from any number of sessions, each checked against the leases
+ * of the session that sent it — in one transaction, and returns one ack per report,
+ * in order: `accepted` (committed), `duplicate` (this outcome was already applied;
+ * nothing changed) or `rejected` with a reason (stale attempt, unknown step, leased to
+ * another session, step not running, task cancelled, invalid report), plus the
+ * handlers that got claimable steps. Reports about the same step are applied in the
+ * order given. A completion releases the step's children and settles its task in the
+ * same transaction; a failure goes through the step's retry policy (a worker's
+ * `retryAfterMs` overrides the backoff). Results and progress payloads given as JSON
+ * text are stored without re-parsing; if one is not valid JSON, the group is re-run
+ * with that report rejected.
+ */
+export async function applyOutcomeGroup(
+  db: Kysely<DB>,
+  reports: readonly SessionReport[],
+  now: Date,
+  options: ApplyOutcomesOptions = {},
+): Promise<OutcomeGroupResult> {
+  if (reports.length === 0 && (options.batchCompletions?.length ?? 0) === 0) return { acks: [], ready: [] };
   try {
-    return await applyOnce(db, sessionId, reports, now, options);
+    return await applyOnce(db, reports, now, options);
   } catch (err) {
     if ((err as { code?: string }).code !== '22P02') throw err;
     // Some JSON text did not parse: find the culprits, reject them, and apply the rest.
@@ -253,29 +322,25 @@ export async function applyOutcomes(
     });
     if (bad.size === 0) throw err;
     const rest = reports.filter((_, i) => !bad.has(i));
-    const acks = await applyOnce(db, sessionId, rest, now, options);
+    const result = await applyOnce(db, rest, now, options);
     let next = 0;
-    return reports.map((_, i) => bad.get(i) ?? (acks[next++] as OutcomeAck));
+    return { acks: reports.map((_, i) => bad.get(i) ?? (result.acks[next++] as OutcomeAck)), ready: result.ready };
   }
 }
 
 async function applyOnce(
   db: Kysely<DB>,
-  sessionId: string,
-  reports: readonly OutcomeReport[],
+  reports: readonly SessionReport[],
   now: Date,
   options: ApplyOutcomesOptions,
-): Promise<OutcomeAck[]> {
-  if (reports.length === 0) return [];
+): Promise<OutcomeGroupResult> {
   const random = options.random ?? Math.random;
   return withTransientRetry(
     () =>
       db.transaction().execute(async (trx) => {
         const locked = await lockSteps(trx, reports.map((r) => r.stepId));
-        const p = plan(reports, locked, sessionId, now, random);
-        const effects = new TxEffects();
-        const started = await applyStepChanges(trx, p.starts, now);
-        effects.addEvent(started.maxEventId);
+        const p = plan(reports, locked, now, random);
+        const effects = new TxEffects(options.notifyOrigin);
         const progress = await insertProgress(trx, p.progress, now);
         effects.addEvent(progress.maxEventId);
         p.progress.forEach((row, i) => {
@@ -284,13 +349,14 @@ async function applyOnce(
             p.acks[index] = duplicate(p.acks[index]!.reportId, `progress ${row.seq} of attempt ${row.attempt} already stored`);
           }
         });
-        const finished = await applyStepChanges(trx, p.outcomes, now);
-        effects.addEvent(finished.maxEventId);
-        effects.addReady(finished.readyHandlers);
-        const settled = await settleTasks(trx, latestCounters(started.tasks, finished.tasks), now, 'settle');
-        effects.addEvent(settled.maxEventId);
+        const changed = await applyStepChanges(trx, p.changes, now);
+        effects.addEvent(changed.maxEventId);
+        effects.addReady(changed.readyHandlers);
+        await completeSessionBatches(trx, options.batchCompletions ?? [], now);
+        // The task write is the last statement: it queues the notifications too.
+        await settleTasks(trx, changed.tasks, now, 'settle', null, effects);
         await notifyEffects(trx, effects);
-        return p.acks;
+        return { acks: p.acks, ready: changed.ready };
       }),
     { logger: options.logger },
   );

@@ -3,10 +3,12 @@
  * instance, committed in groups and acknowledged only after commit.
  *
  * Flow: streams `submit` reports; a group is cut from the queue (at most
- * `groupCommitMax` reports) and committed through `applyOutcomes`; after the commit
- * every stream of the group gets one AckBatch with its acks, in report order, the
- * attempts that ended stop counting against their session's credit, and the
- * dispatcher is woken. While a group commits the next one is collected; it starts
+ * `groupCommitMax` reports, from any number of streams) and committed as ONE
+ * transaction through `applyOutcomeGroup`; after the commit every stream of the
+ * group gets one AckBatch with its acks, in report order, the attempts that ended
+ * stop counting against their session's credit, and the dispatcher is told which
+ * sessions can take more and which handlers have newly ready steps (so local
+ * sessions get them without waiting for the `tasker_ready` notification). While a group commits the next one is collected; it starts
  * as soon as a commit slot is free and either the queue is full enough, the previous
  * group finished, or `groupCommitDelayMs` passed. An idle processor commits at once.
  *
@@ -14,8 +16,8 @@
  * overlap (up to `maxConcurrentGroups`), but a report whose step is part of a group
  * still committing waits for a later group.
  *
- * Failure: transient failures are retried inside `applyOutcomes`; a group that still
- * fails sends no acks. The streams concerned are ended with UNAVAILABLE so their
+ * Failure: transient failures are retried inside `applyOutcomeGroup`; a group that
+ * still fails sends no acks. The streams concerned are ended with UNAVAILABLE so their
  * SDKs reconnect and resend the unacknowledged reports (acked DUPLICATE if, after
  * all, they had been committed).
  */
@@ -24,11 +26,9 @@ import type { Logger } from 'pino';
 import type { Clock } from '../domain/clock.js';
 import { UnavailableError } from '../domain/errors.js';
 import type { BatchCompletion } from '../store/batches.js';
-import { completeBatches, markBatchesExecuting } from '../store/batches.js';
 import type { DB } from '../store/schema.js';
-import { withTransientRetry } from '../store/transient.js';
-import type { OutcomeAck, OutcomeReport } from './outcomes.js';
-import { applyOutcomes } from './outcomes.js';
+import type { OutcomeAck, OutcomeReport, ReadyWork } from './outcomes.js';
+import { applyOutcomeGroup } from './outcomes.js';
 import type { AttachedSession } from './attached-session.js';
 
 /** Why a report was refused (the proto's RejectReason, in domain words). */
@@ -71,8 +71,18 @@ export interface ResultProcessorOptions {
   readonly groupCommitDelayMs: number;
   /** Groups committing at once. Default 2. */
   readonly maxConcurrentGroups?: number;
-  /** Called after a commit with the sessions whose credit opened (dispatch to them at once). */
-  readonly onCommitted?: (sessions: readonly AttachedSession[]) => void;
+  /** Called after a commit with the sessions whose credit opened and the handlers that got claimable steps (dispatch at once). */
+  readonly onCommitted?: (committed: CommittedGroup) => void;
+  /** Tags the `tasker_ready` notifications of the commits, so this instance's wake-ups can skip their echo. */
+  readonly notifyOrigin?: string | null;
+}
+
+/** What a group commit made possible, for the dispatcher. */
+export interface CommittedGroup {
+  /** Sessions whose credit opened (steps they held ended). */
+  readonly opened: readonly AttachedSession[];
+  /** Handlers, with their namespace, that have newly claimable steps. */
+  readonly ready: readonly ReadyWork[];
 }
 
 type Item =
@@ -234,51 +244,56 @@ export class ResultProcessor {
   }
 
   /**
-   * Commits one group and acks it; never rejects. Each session's reports are one
-   * transaction (`applyOutcomes` checks every report against the one session it is
-   * given); each session is acked and woken as soon as its own commit returns.
+   * Commits one group and acks it; never rejects. The reports of every session in the
+   * group are one transaction (`applyOutcomeGroup` checks each report against the
+   * session that sent it), together with their BatchCompleted messages; after the
+   * commit every session is acked, and the dispatcher is told which sessions' credit
+   * opened and which handlers got claimable steps.
    */
   async #commit(group: readonly Item[]): Promise<void> {
     const now = this.#o.clock.now();
     const startedAt = performance.now();
+    const reportItems = group.filter((i): i is Extract<Item, { kind: 'report' }> => i.kind === 'report');
+    const completions = group.filter((i): i is Extract<Item, { kind: 'batch' }> => i.kind === 'batch');
+    const acks = new Map<Item, ReportAck>();
+    let ready: readonly ReadyWork[] = [];
+    try {
+      const result = await applyOutcomeGroup(
+        this.#o.db,
+        reportItems.map((i) => ({ ...i.report, sessionId: i.session.id })),
+        now,
+        {
+          logger: this.#o.logger,
+          notifyOrigin: this.#o.notifyOrigin ?? undefined,
+          batchCompletions: completions.map((i) => ({ sessionId: i.session.id, batchId: i.completion.batchId })),
+        },
+      );
+      reportItems.forEach((item, i) => acks.set(item, toReportAck(item.report, result.acks[i])));
+      ready = result.ready;
+    } catch (err) {
+      const sessions = [...new Set(group.map((i) => i.session))];
+      this.#o.logger.error(
+        { err, sessions: sessions.map((s) => s.id) },
+        'committing worker reports failed; ending the streams so they are resent',
+      );
+      for (const session of sessions) {
+        session.channel.end(new UnavailableError('reports could not be committed; reconnect and resend', 'REPORTS_NOT_COMMITTED'));
+      }
+      return;
+    }
     const bySession = new Map<AttachedSession, Item[]>();
     for (const item of group) {
-      const list = bySession.get(item.session) ?? [];
-      list.push(item);
-      bySession.set(item.session, list);
+      const list = bySession.get(item.session);
+      if (list) list.push(item);
+      else bySession.set(item.session, [item]);
     }
-    await Promise.all([...bySession].map(([session, items]) => this.#commitSession(session, items, now)));
+    const opened: AttachedSession[] = [];
+    for (const [session, items] of bySession) if (this.#deliver(session, items, acks)) opened.push(session);
+    if (opened.length > 0 || ready.length > 0) this.#o.onCommitted?.({ opened, ready });
     this.#o.logger.debug(
       { items: group.length, sessions: bySession.size, ms: Math.round(performance.now() - startedAt), queued: this.#queue.length },
       'group committed',
     );
-  }
-
-  async #commitSession(session: AttachedSession, items: readonly Item[], now: Date): Promise<void> {
-    const reportItems = items.filter((i): i is Extract<Item, { kind: 'report' }> => i.kind === 'report');
-    const acks = new Map<Item, ReportAck>();
-    try {
-      const outcomeAcks = await applyOutcomes(this.#o.db, session.id, reportItems.map((i) => i.report), now, {
-        logger: this.#o.logger,
-      });
-      reportItems.forEach((item, i) => acks.set(item, toReportAck(item.report, outcomeAcks[i])));
-    } catch (err) {
-      this.#o.logger.error({ err, sessionId: session.id }, 'committing worker reports failed; ending the stream so they are resent');
-      session.channel.end(new UnavailableError('reports could not be committed; reconnect and resend', 'REPORTS_NOT_COMMITTED'));
-      return;
-    }
-    if (this.#deliver(session, items, acks)) this.#o.onCommitted?.([session]);
-    // Batch bookkeeping is informational, so it runs after the acks and a failure is only logged.
-    const started = reportItems.filter((i) => i.report.kind === 'started' && acks.get(i)?.status === 'accepted');
-    const completions = items.filter((i): i is Extract<Item, { kind: 'batch' }> => i.kind === 'batch');
-    if (started.length === 0 && completions.length === 0) return;
-    await withTransientRetry(
-      async () => {
-        await markBatchesExecuting(this.#o.db, started.map((i) => i.report.stepId), now);
-        await completeBatches(this.#o.db, session.id, completions.map((i) => i.completion), now);
-      },
-      { logger: this.#o.logger },
-    ).catch((err: unknown) => this.#o.logger.warn({ err, sessionId: session.id }, 'could not update step batch states'));
   }
 
   /** Sends the acks of one session's items and releases ended attempts; true when its credit opened. */

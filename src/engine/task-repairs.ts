@@ -99,12 +99,16 @@ export function cancelTask(deps: RepairDeps, taskId: string, reason: string | nu
         reason,
         event: StepEvent.Cancelled,
         batchOutcome: LEASED_STEP_STATES.includes(s.state) ? 'failed' : null,
+        namespace: s.namespace,
+        taskName: s.taskName,
+        stepName: s.name,
       }),
     );
     const moved = await applyStepChanges(trx, changes, now);
+    const delta = moved.tasks.find((u) => u.before.id === taskId)?.delta ?? null;
     const cancelled = await applyTaskChanges(
       trx,
-      [{ taskId, from: task.state, to: TaskState.Cancelled, kind: 'cancel', event: TaskEvent.Cancelled, reason }],
+      [{ taskId, from: task.state, to: TaskState.Cancelled, kind: 'cancel', event: TaskEvent.Cancelled, reason, delta }],
       now,
     );
     effects.addEvent(moved.maxEventId);
@@ -144,7 +148,17 @@ async function repairStep(deps: RepairDeps, stepId: string, reason: string | nul
         { state: step.state },
       );
     }
-    const change: StepChange = { stepId, taskId: step.taskId, from: step.state, kind: repair.kind, reason, ...repair.change(step, now) };
+    const change: StepChange = {
+      stepId,
+      taskId: step.taskId,
+      from: step.state,
+      kind: repair.kind,
+      reason,
+      namespace: step.namespace,
+      taskName: step.taskName,
+      stepName: step.name,
+      ...repair.change(step, now),
+    };
     const moved = await applyStepChanges(trx, [change], now);
     const settled = await settleTasks(trx, moved.tasks, now, 'repair', reason);
     effects.addEvent(moved.maxEventId);
@@ -228,6 +242,9 @@ export function retryTask(deps: RepairDeps, taskId: string, reason: string | nul
         event: StepEvent.RetryRequested,
         resetAttempts: true,
         readyAt: s.pendingParents === 0 ? now : null,
+        namespace: s.namespace,
+        taskName: s.taskName,
+        stepName: s.name,
       }),
     );
     const moved = await applyStepChanges(trx, changes, now);

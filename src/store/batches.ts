@@ -1,12 +1,14 @@
 /**
  * `step_batches`: one row per StepBatch pushed to a session. The claim that fills
- * a batch creates its row (`steps.ts`, state `sent`); outcomes count into it as
- * they are committed (`step-changes.ts`, which also completes it once every step
- * is counted). This file holds what the worker protocol adds: `sent -> executing`
- * on the first StepStarted, `-> completed` on BatchCompleted, and reads.
+ * a batch creates its row (`steps.ts`, state `sent`); starts and outcomes count into
+ * it as they are committed (`step-changes.ts`: `executing` on the first, `completed`
+ * once every step is counted, `timed_out` when one of its steps lost its lease or
+ * timed out). This file holds what the worker protocol adds — `-> completed` on
+ * BatchCompleted — a standalone `sent -> executing`, and reads.
  */
 import { sql } from 'kysely';
 import type { StepBatchState } from './schema.js';
+import { PREPARED } from './prepared-statements.js';
 import type { Executor } from './sql-helpers.js';
 
 /** A batch row as read back. */
@@ -62,6 +64,27 @@ export async function completeBatches(
     update step_batches set state = 'completed', completed_at = ${now}::timestamptz, updated_at = ${now}::timestamptz
     where id = any(${ids}::uuid[]) and session_id = ${sessionId}::uuid and state in ('sent', 'executing')
     returning id`.execute(db);
+  return rows.map((r) => r.id);
+}
+
+/** A BatchCompleted and the session whose stream carried it. */
+export interface SessionBatchCompletion {
+  readonly sessionId: string;
+  readonly batchId: string;
+}
+
+/**
+ * {@link completeBatches} for completions of any number of sessions, in one
+ * statement (for the group commit): each batch moves only if it belongs to the
+ * session that reported it and is still `sent` or `executing`. Returns the ids moved.
+ */
+export async function completeSessionBatches(db: Executor, completions: readonly SessionBatchCompletion[], now: Date): Promise<string[]> {
+  if (completions.length === 0) return [];
+  const { rows } = await sql<{ id: string }>`${PREPARED}
+    update step_batches b set state = 'completed', completed_at = ${now}::timestamptz, updated_at = ${now}::timestamptz
+    from unnest(${completions.map((c) => c.batchId)}::uuid[], ${completions.map((c) => c.sessionId)}::uuid[]) as x(id, session_id)
+    where b.id = x.id and b.session_id = x.session_id and b.state in ('sent', 'executing')
+    returning b.id`.execute(db);
   return rows.map((r) => r.id);
 }
 

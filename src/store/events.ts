@@ -5,10 +5,17 @@
  * `tasks.ts`); this file holds the reads and NOTIFY.
  */
 import { sql } from 'kysely';
+import type { RawBuilder } from 'kysely';
 import type { EventType, LifecycleEvent } from '../domain/events.js';
+import { PREPARED } from './prepared-statements.js';
 import type { Executor } from './sql-helpers.js';
 
-/** Channel woken when steps became claimable; the payload is a comma-separated list of handlers ('' = any). */
+/**
+ * Channel woken when steps became claimable. Payload: a comma-separated list of
+ * handlers ('' = any), optionally preceded by the sender's origin tag and a space
+ * (`<origin> h1,h2`; handlers never contain spaces) so that the sender can skip the
+ * echo of work it already dispatched itself.
+ */
 export const READY_CHANNEL = 'tasker_ready';
 /** Channel woken when events were appended; the payload is the highest event id written. */
 export const EVENTS_CHANNEL = 'tasker_events';
@@ -24,6 +31,14 @@ const MAX_NOTIFY_PAYLOAD = 7900;
 export class TxEffects {
   readonly readyHandlers = new Set<string>();
   maxEventId = 0;
+  /** The notifications were queued by a statement of the transaction ({@link notifySelect}). */
+  sent = false;
+
+  /**
+   * @param origin tag put before the handlers of the `tasker_ready` notification: set
+   * by writers whose instance wakes its own sessions directly after the commit.
+   */
+  constructor(readonly origin: string | null = null) {}
 
   /** Records handlers with newly claimable steps. */
   addReady(handlers: Iterable<string | null | undefined>): void {
@@ -37,21 +52,42 @@ export class TxEffects {
   }
 }
 
+function readyPayload(effects: TxEffects): string {
+  let handlers = [...effects.readyHandlers].sort().join(',');
+  if (handlers.length > MAX_NOTIFY_PAYLOAD) handlers = '';
+  return effects.origin ? `${effects.origin} ${handlers}` : handlers;
+}
+
 /**
  * Queues the notifications for `effects` inside the current transaction; PostgreSQL
  * delivers them only at commit (and drops them on rollback). One round trip, or none
- * when there is nothing to say.
+ * when there is nothing to say or a statement already queued them ({@link notifySelect}).
  */
 export async function notifyEffects(trx: Executor, effects: TxEffects): Promise<void> {
+  if (effects.sent) return;
   const ready = effects.readyHandlers.size > 0;
   const events = effects.maxEventId > 0;
   if (!ready && !events) return;
-  let handlers = [...effects.readyHandlers].sort().join(',');
-  if (handlers.length > MAX_NOTIFY_PAYLOAD) handlers = '';
-  await sql`
+  await sql`${PREPARED}
     select
-      case when ${ready}::boolean then pg_notify(${READY_CHANNEL}, ${handlers}::text) end,
+      case when ${ready}::boolean then pg_notify(${READY_CHANNEL}, ${readyPayload(effects)}::text) end,
       case when ${events}::boolean then pg_notify(${EVENTS_CHANNEL}, ${String(effects.maxEventId)}::text) end`.execute(trx);
+}
+
+/**
+ * Select-list expressions that queue the notifications of `effects` from inside the
+ * last write statement of a transaction — saving the round trip of
+ * {@link notifyEffects}, which then does nothing. `statementMaxEventId` is the
+ * statement's own highest appended event id (SQL, may be NULL). Call only for the
+ * statement whose result the caller awaits last before committing.
+ */
+export function notifySelect(effects: TxEffects, statementMaxEventId: RawBuilder<unknown>): RawBuilder<unknown> {
+  effects.sent = true;
+  const ready = effects.readyHandlers.size > 0;
+  return sql`
+    case when ${ready}::boolean then pg_notify(${READY_CHANNEL}, ${readyPayload(effects)}::text) end as notified_ready,
+    (select case when m > 0 then pg_notify(${EVENTS_CHANNEL}, m::text) end
+     from (select greatest(${effects.maxEventId}::bigint, coalesce(${statementMaxEventId}, 0)) as m) n) as notified_events`;
 }
 
 interface EventRow {

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { UnavailableError } from '../domain/errors.js';
 import type { Database, OpenDatabaseOptions } from './database.js';
 import { PgNotificationListener } from './listen.js';
+import { usePreparedStatements } from './prepared-statements.js';
 import type { DB } from './schema.js';
 import { createPgTypes } from './type-parsing.js';
 
@@ -94,9 +95,14 @@ export async function openPostgresDatabase(url: string, options: OpenDatabaseOpt
 
   const pool = new pg.Pool({
     ...base,
+    // Tasker's statements are short OLTP statements; JIT compilation only costs them
+    // time, and the planner's inflated estimates for the recursive ancestor walk of a
+    // claim would cross jit_above_cost (see claimReadySteps in steps.ts).
+    options: '-c jit=off',
     max: options.poolSize ?? 10,
     ...(options.statementTimeoutMs !== undefined ? { statement_timeout: options.statementTimeoutMs } : {}),
   });
+  usePreparedStatements(pool);
   // An idle client whose connection breaks emits 'error' on the pool; unhandled, it would crash the process.
   pool.on('error', (err) => options.logger?.warn({ err, database: description }, 'idle PostgreSQL connection failed'));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });

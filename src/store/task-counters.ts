@@ -1,7 +1,16 @@
 /**
  * The per-state step counters on `tasks` (`steps_pending`, `steps_enqueued`, ...).
- * Every statement that moves steps moves the counters by the net change in the same
- * statement, so settling a task reads one row instead of counting its steps.
+ * A statement that moves steps locks the tasks concerned and returns their counters
+ * as a {@link TaskCounterUpdate} (counters before, net change); the change is then
+ * written together with the task's settled state by ONE update of each task row
+ * (`task-changes.ts`), so settling a task reads no step and writes its row once per
+ * transaction.
+ *
+ * Why once: a second UPDATE of a row that the same transaction already wrote makes
+ * PostgreSQL re-run the row's foreign-key check (the RI trigger cannot skip rows its
+ * own transaction inserted or updated), and for `tasks` that check takes a KEY SHARE
+ * lock on the template row shared by every task of the template — a hot row whose
+ * lockers pile up in multixacts under concurrency.
  */
 import { sql } from 'kysely';
 import type { RawBuilder } from 'kysely';
@@ -57,6 +66,77 @@ export const taskCounterDeltaSet: { aggregates: RawBuilder<unknown>; assignments
   ),
   assignments: sql.raw(STEP_STATES.map((s) => `${counterColumn(s)} = t.${counterColumn(s)} + d.d_${s}`).join(', ')),
 };
+
+/** Steps moved into (+) and out of (-) each state. */
+export type StepCounterDelta = Readonly<Record<StepState, number>>;
+
+/** A zero delta. */
+export function zeroDelta(): Record<StepState, number> {
+  const d = {} as Record<StepState, number>;
+  for (const s of STEP_STATES) d[s] = 0;
+  return d;
+}
+
+/**
+ * A locked task whose step counters are about to move: the counters as locked (before
+ * the change) and the net change of its steps in this transaction. Not yet written:
+ * pass it to `settleTasks` or `applyTaskChanges` in the same transaction.
+ */
+export interface TaskCounterUpdate {
+  readonly before: TaskCounters;
+  readonly delta: StepCounterDelta;
+  /** True when the change itself made a pending step of the task claimable (released children, a reset step). */
+  readonly readyPending: boolean;
+}
+
+/** The counters of `u` after its change. */
+export function countersAfter(u: TaskCounterUpdate): TaskCounters {
+  const byState = {} as Record<StepState, number>;
+  for (const s of STEP_STATES) byState[s] = (u.before.byState[s] ?? 0) + (u.delta[s] ?? 0);
+  return { ...u.before, byState };
+}
+
+/** True when the update moves no counter. */
+export function isZeroDelta(d: StepCounterDelta): boolean {
+  return STEP_STATES.every((s) => (d[s] ?? 0) === 0);
+}
+
+/**
+ * Combines updates of the same tasks from several statements of one transaction: the
+ * counters locked first (none was written in between) and the sum of the changes.
+ */
+export function mergeCounterUpdates(...lists: ReadonlyArray<readonly TaskCounterUpdate[]>): TaskCounterUpdate[] {
+  const byId = new Map<string, TaskCounterUpdate>();
+  for (const list of lists) {
+    for (const u of list) {
+      const seen = byId.get(u.before.id);
+      if (!seen) {
+        byId.set(u.before.id, u);
+        continue;
+      }
+      const delta = zeroDelta();
+      for (const s of STEP_STATES) delta[s] = (seen.delta[s] ?? 0) + (u.delta[s] ?? 0);
+      byId.set(u.before.id, { before: seen.before, delta, readyPending: seen.readyPending || u.readyPending });
+    }
+  }
+  return [...byId.values()];
+}
+
+/** Builds the updates of locked tasks from the moves of their steps (`from` → `to` per moved step). */
+export function counterUpdates(
+  locked: readonly TaskCounters[],
+  moves: Iterable<{ readonly taskId: string; readonly from: StepState; readonly to: StepState }>,
+  readyPending: ReadonlySet<string> = new Set(),
+): TaskCounterUpdate[] {
+  const deltas = new Map<string, Record<StepState, number>>();
+  for (const m of moves) {
+    let d = deltas.get(m.taskId);
+    if (!d) deltas.set(m.taskId, (d = zeroDelta()));
+    d[m.from] -= 1;
+    d[m.to] += 1;
+  }
+  return locked.map((before) => ({ before, delta: deltas.get(before.id) ?? zeroDelta(), readyPending: readyPending.has(before.id) }));
+}
 
 /** Parses a counter row. */
 export function toTaskCounters(row: TaskCounterRow): TaskCounters {

@@ -4,6 +4,7 @@
  * wake-ups, and the WorkerService registration that drives them. `app.ts` serves
  * `service` and runs `components` (in order; they stop in reverse).
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import type { Clock } from '../../domain/clock.js';
@@ -81,6 +82,8 @@ export function createWorkerRuntime(o: WorkerRuntimeOptions): WorkerRuntime {
     },
   });
   const hub = new WorkerHub({ database: o.database, instanceId, clock, logger });
+  // Tags this instance's commit notifications: it dispatches their ready steps itself.
+  const notifyOrigin = randomBytes(8).toString('hex');
   const dispatcher = new Dispatcher({
     db,
     hub,
@@ -97,7 +100,8 @@ export function createWorkerRuntime(o: WorkerRuntimeOptions): WorkerRuntime {
     groupCommitMax: config.engine.group_commit_max,
     groupCommitDelayMs: config.engine.group_commit_delay_ms,
     maxConcurrentGroups: config.database.pool_size > 2 ? 2 : 1,
-    onCommitted: (opened) => opened.forEach((s) => dispatcher.wakeSession(s)),
+    notifyOrigin,
+    onCommitted: (committed) => dispatcher.dispatchCommitted(committed),
   });
   const wakeups = new Wakeups({
     database: o.database,
@@ -106,6 +110,7 @@ export function createWorkerRuntime(o: WorkerRuntimeOptions): WorkerRuntime {
     logger,
     pollIntervalMs: config.engine.poll_interval_ms,
     silenceMs: w.lease_ms,
+    ignoreOrigin: notifyOrigin,
   });
   const service = createWorkerService({
     handlers: o.handlers,
