@@ -19,6 +19,7 @@ import type { RpcHandlers } from './grpc/handlers.js';
 import { createRpcHandlers } from './grpc/handlers.js';
 import type { GrpcServiceRegistration, RunningGrpcServer } from './grpc/server.js';
 import { startGrpcServer } from './grpc/server.js';
+import { createApplicationRuntime, templateConverter } from './grpc/services/application-runtime.js';
 import { createWorkerRuntime } from './grpc/services/worker-runtime.js';
 import type { Database } from './store/database.js';
 import { openDatabase } from './store/database.js';
@@ -70,9 +71,14 @@ function buildParts(deps: AppDeps): AppParts {
   const templates = new TemplateRegistry({ db: deps.database.db, clock: systemClock, logger: deps.logger.child({ component: 'templates' }) });
 
   // Worker protocol: WorkerService.Connect with its sessions, dispatcher, result processor and wake-ups.
-  const workers = createWorkerRuntime({ ...deps, clock: systemClock, templateRegistry: templates });
+  const workers = createWorkerRuntime({ ...deps, clock: systemClock, templateRegistry: templates, templateFromProto: templateConverter(deps.config) });
   components.push(...workers.components);
   services.push(workers.service);
+
+  // Application API: TemplateService, TaskService, AdminService, the event bus behind their streams, template files loaded at start.
+  const api = createApplicationRuntime({ ...deps, clock: systemClock, templateRegistry: templates, hub: workers.hub });
+  components.push(...api.components);
+  services.push(...api.services);
 
   // Timers driven from database timestamps: lease expiry, step timeouts, session expiry.
   const reaper = new Reaper({

@@ -15,6 +15,7 @@ export const ErrorCategory = {
   PermissionDenied: 'permission_denied',
   ResourceExhausted: 'resource_exhausted',
   Unavailable: 'unavailable',
+  OutOfRange: 'out_of_range',
 } as const;
 export type ErrorCategory = (typeof ErrorCategory)[keyof typeof ErrorCategory];
 
@@ -109,6 +110,16 @@ export class UnavailableError extends AppError {
   readonly category = ErrorCategory.Unavailable;
   readonly code: string;
   constructor(message: string, code = 'UNAVAILABLE', details: Record<string, unknown> = {}) {
+    super(message, details);
+    this.code = code;
+  }
+}
+
+/** Thrown when a position (an event cursor) lies outside what the server still holds. */
+export class OutOfRangeError extends AppError {
+  readonly category = ErrorCategory.OutOfRange;
+  readonly code: string;
+  constructor(message: string, code: string, details: Record<string, unknown> = {}) {
     super(message, details);
     this.code = code;
   }

@@ -24,6 +24,7 @@ export const STATUS_OF_CATEGORY: Readonly<Record<ErrorCategory, grpc.status>> = 
   [ErrorCategory.PermissionDenied]: grpc.status.PERMISSION_DENIED,
   [ErrorCategory.ResourceExhausted]: grpc.status.RESOURCE_EXHAUSTED,
   [ErrorCategory.Unavailable]: grpc.status.UNAVAILABLE,
+  [ErrorCategory.OutOfRange]: grpc.status.OUT_OF_RANGE,
 };
 
 /** A status ready to hand to grpc-js: a callback's error, or `call.emit('error', …)` on a stream. */
