@@ -13,7 +13,9 @@
  * has finished, the missing ids are final. See `EventBus` for the rule.
  */
 import { sql } from 'kysely';
-import type { EventType, LifecycleEvent } from '../domain/events.js';
+import type { LifecycleEvent } from '../domain/events.js';
+import type { EventRow } from './events.js';
+import { toEvent } from './events.js';
 import type { Executor } from './sql-helpers.js';
 
 /** A PostgreSQL snapshot as `pg_current_snapshot()` reports it; xids as decimal text. */
@@ -34,33 +36,7 @@ export interface EventRangeFilter {
   readonly namespaces?: readonly string[] | null;
 }
 
-interface EventRow {
-  id: number | string;
-  event_type: EventType;
-  namespace: string;
-  task_name: string;
-  task_id: string;
-  step_id: string | null;
-  step_name: string | null;
-  payload: Record<string, unknown> | null;
-  created_at: Date;
-}
-
 const EVENT_COLUMNS = sql`id, event_type, namespace, task_name, task_id, step_id, step_name, payload, created_at`;
-
-function toEvent(row: EventRow): LifecycleEvent {
-  return {
-    id: Number(row.id),
-    kind: row.event_type,
-    namespace: row.namespace,
-    taskName: row.task_name,
-    taskId: row.task_id,
-    stepId: row.step_id,
-    stepName: row.step_name,
-    payload: row.payload ?? {},
-    createdAt: row.created_at,
-  };
-}
 
 /** Parses `xmin:xmax:xip,xip` (the text form of pg_snapshot). */
 export function parseSnapshot(text: string): SnapshotInfo {

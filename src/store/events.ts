@@ -90,19 +90,21 @@ export function notifySelect(effects: TxEffects, statementMaxEventId: RawBuilder
      from (select greatest(${effects.maxEventId}::bigint, coalesce(${statementMaxEventId}, 0)) as m) n) as notified_events`;
 }
 
-interface EventRow {
-  id: number;
+/** A `tasker_events` row as read by the event-log queries (here and `event-log.ts`). */
+export interface EventRow {
+  id: number | string;
   event_type: EventType;
   namespace: string;
   task_name: string;
   task_id: string;
   step_id: string | null;
   step_name: string | null;
-  payload: Record<string, unknown>;
+  payload: Record<string, unknown> | null;
   created_at: Date;
 }
 
-function toEvent(row: EventRow): LifecycleEvent {
+/** Maps an event row to the domain's lifecycle event. */
+export function toEvent(row: EventRow): LifecycleEvent {
   return {
     id: Number(row.id),
     kind: row.event_type,
@@ -111,7 +113,7 @@ function toEvent(row: EventRow): LifecycleEvent {
     taskId: row.task_id,
     stepId: row.step_id,
     stepName: row.step_name,
-    payload: row.payload,
+    payload: row.payload ?? {},
     createdAt: row.created_at,
   };
 }
