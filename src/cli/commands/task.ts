@@ -62,7 +62,8 @@ export function formatUpdate(u: TaskUpdate): string {
   if (!v) return `${at} #${u.cursor} (unknown update)`;
   switch (v.$case) {
     case 'taskStateChanged':
-      return `${at} #${u.cursor} task ${taskStateName(v.value.fromState)} -> ${taskStateName(v.value.toState)}${v.value.reason ? ` (${v.value.reason})` : ''}`;
+      // The first transition of a task has no state before it (the proto's UNSPECIFIED).
+      return `${at} #${u.cursor} task ${v.value.fromState === 0 ? 'created' : taskStateName(v.value.fromState)} -> ${taskStateName(v.value.toState)}${v.value.reason ? ` (${v.value.reason})` : ''}`;
     case 'stepStateChanged':
       return `${at} #${u.cursor} step ${v.value.stepName} ${stepStateName(v.value.fromState)} -> ${stepStateName(v.value.toState)} attempt ${v.value.attempt}${v.value.reason ? ` (${v.value.reason})` : ''}`;
     case 'stepProgress':
