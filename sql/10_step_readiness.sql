@@ -11,13 +11,18 @@
 --   dependencies_total         number of parents (edges into the step)
 --   dependencies_satisfied     parents in complete or resolved_manually
 --   all_dependencies_satisfied every parent satisfied (true for roots)
---   retry_eligible             attempts = 0 OR attempts < max_attempts (the first attempt always is)
+--   retry_eligible             attempts - attempt_base = 0 OR attempts - attempt_base < max_attempts:
+--                              the first attempt of an allowance always is. attempts counts every
+--                              attempt of the step's life; an operator retry starts a fresh
+--                              allowance by setting attempt_base = attempts.
 --   ready                      state pending or waiting_for_retry, every parent satisfied, retry
 --                              eligible, and for waiting_for_retry the backoff over
 --                              (ready_at NULL or <= p_now). For a pending step ready_at is not
 --                              consulted: it is incremental state, which this function checks
 --                              rather than trusts (evaluateReadiness does the same).
 --   next_retry_at              ready_at while waiting_for_retry (end of the backoff), else NULL
+--   attempts, max_attempts,    the step's columns: the number of its current or last attempt,
+--   attempt_base               the attempts per allowance, and where the current allowance began
 -- Rows are in template order (position). An unknown task gives no rows.
 --
 -- Plan: the task's steps are read once (workflow_steps_task_name_key, by task_id) into a
@@ -48,12 +53,13 @@ RETURNS TABLE (
   ready                      boolean,
   next_retry_at              timestamptz,
   attempts                   int,
-  max_attempts               int
+  max_attempts               int,
+  attempt_base               int
 )
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
   WITH task_steps AS MATERIALIZED (
-    SELECT s.id, s.name, s.state, s.handler, s.position, s.attempts, s.max_attempts, s.ready_at
+    SELECT s.id, s.name, s.state, s.handler, s.position, s.attempts, s.attempt_base, s.max_attempts, s.ready_at
     FROM workflow_steps s
     WHERE s.task_id = p_task_id
   ),
@@ -71,7 +77,7 @@ AS $$
            coalesce(d.total, 0) AS deps_total,
            coalesce(d.satisfied, 0) AS deps_satisfied,
            coalesce(d.satisfied, 0) = coalesce(d.total, 0) AS deps_ok,
-           (s.attempts = 0 OR s.attempts < s.max_attempts) AS eligible
+           (s.attempts = s.attempt_base OR s.attempts - s.attempt_base < s.max_attempts) AS eligible
     FROM task_steps s
     LEFT JOIN deps d ON d.id = s.id
   )
@@ -82,7 +88,7 @@ AS $$
            AND v.eligible
            AND (v.state = 'pending' OR v.ready_at IS NULL OR v.ready_at <= p_now),
          CASE WHEN v.state = 'waiting_for_retry' THEN v.ready_at END,
-         v.attempts, v.max_attempts
+         v.attempts, v.max_attempts, v.attempt_base
   FROM evaluated v
   ORDER BY v.position, v.id
 $$;

@@ -39,7 +39,8 @@
 -- health_status, the first rule that matches:
 --   blocked     failed_steps > 0
 --   recovering  a retry is pending: a step waiting_for_retry, or enqueued/in_progress on an
---               attempt > 1
+--               attempt > 1 (attempt numbers count every attempt of the step's life, so the
+--               run an operator's RetryStep/RetryTask started counts as a retry)
 --   unknown     the inconsistent case above (execution_status by the last rule)
 --   healthy     otherwise
 --

@@ -19,7 +19,7 @@ import type { RpcHandlers } from './grpc/handlers.js';
 import { createRpcHandlers } from './grpc/handlers.js';
 import type { GrpcServiceRegistration, RunningGrpcServer } from './grpc/server.js';
 import { startGrpcServer } from './grpc/server.js';
-import { createApplicationRuntime, templateConverter } from './grpc/services/application-runtime.js';
+import { createApplicationRuntime, templateConverter, templateMappingOf } from './grpc/services/application-runtime.js';
 import { createWorkerRuntime } from './grpc/services/worker-runtime.js';
 import type { Database } from './store/database.js';
 import { openDatabase } from './store/database.js';
@@ -68,10 +68,18 @@ export interface AppParts {
 function buildParts(deps: AppDeps): AppParts {
   const components: Component[] = [];
   const services: GrpcServiceRegistration[] = [];
-  const templates = new TemplateRegistry({ db: deps.database.db, clock: systemClock, logger: deps.logger.child({ component: 'templates' }) });
+  // One template mapping (engine.default_retry, environment) for every way a template arrives:
+  // files loaded at start, RegisterTemplate, and the templates workers ship in Hello.
+  const mapping = templateMappingOf(deps.config);
+  const templates = new TemplateRegistry({
+    db: deps.database.db,
+    clock: systemClock,
+    defaults: mapping.defaults,
+    logger: deps.logger.child({ component: 'templates' }),
+  });
 
   // Worker protocol: WorkerService.Connect with its sessions, dispatcher, result processor and wake-ups.
-  const workers = createWorkerRuntime({ ...deps, clock: systemClock, templateRegistry: templates, templateFromProto: templateConverter(deps.config) });
+  const workers = createWorkerRuntime({ ...deps, clock: systemClock, templateRegistry: templates, templateFromProto: templateConverter(mapping) });
   components.push(...workers.components);
   services.push(workers.service);
 
@@ -85,6 +93,8 @@ function buildParts(deps: AppDeps): AppParts {
     db: deps.database.db,
     clock: systemClock,
     intervalMs: deps.config.engine.reaper_interval_ms,
+    // A live instance ends a stream silent for lease_ms; twice that means the instance is gone.
+    silenceMs: 2 * deps.config.workers.lease_ms,
     logger: deps.logger.child({ component: 'reaper' }),
   });
   components.push({ name: 'reaper', start: () => reaper.start(), stop: () => reaper.stop() });

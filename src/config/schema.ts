@@ -91,6 +91,7 @@ const workersSchema = z
     session_ttl_ms: int(1_000).default(300_000),
     max_in_flight: int(1, 100_000).default(1_000),
     max_report_bytes: int(1024).default(1 * MiB),
+    max_batch_bytes: int(64 * 1024).default(3 * MiB),
   })
   .strict();
 

@@ -5,8 +5,9 @@
  * incremental state, and the SQL parity function `step_readiness(task)`, agree.
  *
  * A step is ready when it is `pending` or `waiting_for_retry`, every parent is
- * `complete` or `resolved_manually`, it is retry-eligible (the first attempt always
- * is), and any retry backoff has elapsed.
+ * `complete` or `resolved_manually`, it is retry-eligible (the first attempt of an
+ * allowance always is; later ones while the allowance has attempts left), and any retry
+ * backoff has elapsed.
  */
 import { CLAIMABLE_STEP_STATES, DEPENDENCY_SATISFYING_STATES, StepState } from './step-state.js';
 
@@ -14,8 +15,11 @@ import { CLAIMABLE_STEP_STATES, DEPENDENCY_SATISFYING_STATES, StepState } from '
 export interface ReadinessStep {
   readonly id: string;
   readonly state: StepState;
-  /** Attempts made so far (dispatches); 0 before the first. */
+  /** Attempts made so far over the step's life (dispatches); 0 before the first. */
   readonly attempts: number;
+  /** Attempts made before the current retry allowance (set by an operator retry); default 0. */
+  readonly attemptBase?: number;
+  /** Attempts per allowance. */
   readonly maxAttempts: number;
   /** For `waiting_for_retry`: when the backoff ends. Ignored for other states. */
   readonly retryAt?: Date | null;
@@ -31,7 +35,7 @@ export interface ReadinessEdge {
 export interface StepReadiness {
   /** Every parent is complete or resolved manually (true for roots). */
   readonly dependenciesSatisfied: boolean;
-  /** It may make another attempt: the first attempt always, later ones while attempts remain. */
+  /** It may make another attempt: the first of an allowance always, later ones while the allowance has attempts left. */
   readonly retryEligible: boolean;
   /** It can be claimed now. */
   readonly ready: boolean;
@@ -60,7 +64,8 @@ export function evaluateReadiness(
   for (const step of steps) {
     const pendingParents = unsatisfiedParents.get(step.id) ?? 0;
     const dependenciesSatisfied = pendingParents === 0;
-    const retryEligible = step.attempts === 0 || step.attempts < step.maxAttempts;
+    const used = step.attempts - (step.attemptBase ?? 0);
+    const retryEligible = used === 0 || used < step.maxAttempts;
     const waiting = step.state === StepState.WaitingForRetry;
     const nextRetryAt = waiting ? (step.retryAt ?? null) : null;
     const backoffOver = !waiting || nextRetryAt === null || nextRetryAt.getTime() <= now.getTime();

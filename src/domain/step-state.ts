@@ -89,7 +89,7 @@ export const STEP_TRANSITIONS = {
   timeout: rule([Enqueued, InProgress], DECIDED, [WaitingForRetry, ErrorState]),
   /** The task was cancelled. */
   cancel: rule([Pending, Enqueued, InProgress, WaitingForRetry], Cancelled),
-  /** An operator asked for a failed step to run again (attempts reset). */
+  /** An operator asked for a failed step to run again (a fresh allowance of attempts; numbering continues). */
   manual_retry: rule([ErrorState], Pending),
   /** An operator declared the step done without a result; children are released. */
   manual_resolve: rule([Pending, WaitingForRetry, ErrorState], ResolvedManually),

@@ -8,7 +8,9 @@
  * steps of the namespaces the session serves. Wanted sessions are served
  * round-robin, at most `maxConcurrentClaims` claims at a time and at most one per
  * session; each claim is one transaction (`claimSteps`) taking up to
- * min(open credit, `dispatchBatchSize`) steps, sent as one StepBatch.
+ * min(open credit, `dispatchBatchSize`) steps and at most `maxBatchBytes` of
+ * assignments, sent as one StepBatch; a claim cut short by either limit is followed
+ * by another.
  *
  * Wake-ups coalesce: waking a session that is claiming marks it to claim again
  * afterwards; waking one without open credit marks it *starved*, and it is served as
@@ -42,6 +44,8 @@ export interface DispatcherOptions {
   readonly leaseMs: number;
   /** `engine.dispatch_batch_size`: most steps per StepBatch. */
   readonly dispatchBatchSize: number;
+  /** `workers.max_batch_bytes`: most bytes of assignments per StepBatch. Absent: no limit. */
+  readonly maxBatchBytes?: number;
   /** Claims running at once across all sessions. Default 4. */
   readonly maxConcurrentClaims?: number;
 }
@@ -163,12 +167,13 @@ export class Dispatcher {
         handlers: session.handlerList,
         namespaces: session.namespaces,
         limit,
+        ...(this.#o.maxBatchBytes !== undefined ? { maxBatchBytes: this.#o.maxBatchBytes } : {}),
         leaseMs: this.#o.leaseMs,
         now,
         logger: this.#o.logger,
       });
       const refs = batch.assignments.map((a) => ({ stepId: a.stepId, attempt: a.attempt }));
-      full = refs.length === limit;
+      full = refs.length === limit || (batch.leftByBudget ?? 0) > 0 || (batch.oversized?.length ?? 0) > 0;
       if (refs.length > 0 && (session.detached || !session.channel.open)) {
         // The stream ended while claiming: the worker never sees these, so release them now.
         full = false;

@@ -19,6 +19,8 @@ export interface StepFailure {
   /** Overrides the policy's backoff for the next attempt. */
   readonly retryAfterMs?: number | null;
   readonly code?: string | null;
+  /** Application-defined details (a JSON object); stored with the error and returned with it. */
+  readonly details?: Record<string, unknown> | null;
 }
 
 /** Who decided the attempt failed. */
@@ -34,12 +36,21 @@ export interface FailureDecision {
   readonly outcome: 'retry' | 'exhausted' | 'permanent';
 }
 
-/** Applies the step's retry policy to a failure of `step.attempts`. */
+/**
+ * The failed attempt's position in the step's current retry allowance (1-based). Attempt
+ * numbers run on over the step's whole life; an operator retry starts a new allowance at
+ * `attemptBase`, and the retry policy — attempts left, backoff — counts from there.
+ */
+export function allowanceAttempt(step: Pick<LockedStep, 'attempts' | 'attemptBase'>): number {
+  return step.attempts - step.attemptBase;
+}
+
+/** Applies the step's retry policy to a failure of its current attempt (`step.attempts`). */
 export function decideStepFailure(step: LockedStep, failure: StepFailure, now: Date, random: () => number): FailureDecision {
   const policy = retryPolicyFromRow(step.retry, step.maxAttempts);
   const d = decideFailure({
     policy,
-    attempt: step.attempts,
+    attempt: allowanceAttempt(step),
     retryable: failure.retryable,
     retryAfterMs: failure.retryAfterMs ?? null,
     random,
@@ -48,6 +59,13 @@ export function decideStepFailure(step: LockedStep, failure: StepFailure, now: D
     return { to: StepState.WaitingForRetry, delayMs: d.delayMs, readyAt: new Date(now.getTime() + d.delayMs), outcome: 'retry' };
   }
   return { to: StepState.Error, delayMs: null, readyAt: null, outcome: d.kind };
+}
+
+/** A lost lease: retried at once while the allowance has attempts left (the attempt counts), else the step is in error. */
+export function decideLeaseLoss(step: LockedStep, now: Date): FailureDecision {
+  return allowanceAttempt(step) < step.maxAttempts
+    ? { to: StepState.WaitingForRetry, delayMs: 0, readyAt: now, outcome: 'retry' }
+    : { to: StepState.Error, delayMs: null, readyAt: null, outcome: 'exhausted' };
 }
 
 /** The `last_error` document: DESIGN's failure fields plus which attempt failed and who said so. */
@@ -59,6 +77,7 @@ export function failureDocument(failure: StepFailure, attempt: number, origin: F
     retryable: failure.retryable,
     retry_after_ms: failure.retryAfterMs ?? null,
     code: failure.code ?? null,
+    details: failure.details ?? null,
     attempt,
     origin,
   };

@@ -237,6 +237,12 @@ function stepChangeOf(v: VirtualStep): StepChange | null {
   };
 }
 
+/**
+ * The attempt whose failure a worker last reported, from the stored `last_error`: a
+ * failure report naming it again is a resend. Sound because attempt numbers are never
+ * reused (an operator retry starts a new allowance, not a new numbering), so a
+ * `last_error` from before a retry cannot match an attempt made after it.
+ */
 function lastWorkerFailure(step: LockedStep): number | null {
   const e = step.lastError;
   return e && e.origin === 'worker' && typeof e.attempt === 'number' ? e.attempt : null;

@@ -1,6 +1,8 @@
 /**
  * The reaper: the timers that live in the database. Each tick
- * 1. expires worker sessions past `expires_at` (state `expired`);
+ * 1. expires worker sessions past `expires_at` (state `expired`), and marks sessions
+ *    silent for longer than `silenceMs` disconnected (their instance is gone; their
+ *    workers may resume elsewhere until the session expires);
  * 2. fails attempts past their timeout deadline through the retry policy
  *    (`step.timed_out`; backoff as for a worker failure);
  * 3. takes back leases that ran out or belong to an expired session: the attempt
@@ -13,15 +15,14 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../domain/clock.js';
-import { StepState } from '../domain/step-state.js';
 import { notifyEffects, TxEffects } from '../store/events.js';
-import { expireSessions, lockExpiredLeases, lockTimedOutSteps } from '../store/leases.js';
+import { detachSilentSessions, expireSessions, lockExpiredLeases, lockTimedOutSteps } from '../store/leases.js';
 import type { DB } from '../store/schema.js';
 import { applyStepChanges } from '../store/step-changes.js';
 import type { LockedStep } from '../store/steps.js';
 import { settleTasks } from '../store/task-changes.js';
 import { withTransientRetry } from '../store/transient.js';
-import { decideStepFailure, failureChange } from './failures.js';
+import { decideLeaseLoss, decideStepFailure, failureChange } from './failures.js';
 import type { FailureDecision, StepFailure } from './failures.js';
 
 /** Options of {@link Reaper}. */
@@ -34,6 +35,12 @@ export interface ReaperOptions {
   readonly batchSize?: number;
   /** Sweep transactions per kind per tick, so one tick cannot run forever. Default 20. */
   readonly maxBatchesPerTick?: number;
+  /**
+   * A session recorded as connected whose last heartbeat is older than this is marked
+   * disconnected. Give it well above the heartbeat interval and the silence after
+   * which an instance ends a stream itself. Default: never.
+   */
+  readonly silenceMs?: number;
   /** Jitter source for timeout backoff. Default Math.random. */
   readonly random?: () => number;
   readonly logger?: Logger;
@@ -42,6 +49,8 @@ export interface ReaperOptions {
 /** What one {@link Reaper.tick} did. */
 export interface ReaperTickResult {
   readonly expiredSessions: readonly string[];
+  /** Sessions marked disconnected because their instance went silent. */
+  readonly detachedSessions: readonly string[];
   /** Attempts failed by their timeout. */
   readonly timedOut: number;
   /** Leases taken back (ran out, or held by an expired session). */
@@ -62,13 +71,6 @@ function timeoutFailure(step: LockedStep): StepFailure {
   };
 }
 
-/** A lost lease is retried at once while attempts remain (the attempt counts), else the step is in error. */
-function leaseDecision(step: LockedStep, now: Date): FailureDecision {
-  return step.attempts < step.maxAttempts
-    ? { to: StepState.WaitingForRetry, delayMs: 0, readyAt: now, outcome: 'retry' }
-    : { to: StepState.Error, delayMs: null, readyAt: null, outcome: 'exhausted' };
-}
-
 /** Expires sessions, leases and timeouts on a timer; see the file comment. */
 export class Reaper {
   readonly #db: Kysely<DB>;
@@ -77,6 +79,7 @@ export class Reaper {
   readonly #batchSize: number;
   readonly #maxBatches: number;
   readonly #random: () => number;
+  readonly #silenceMs: number | null;
   readonly #logger: Logger | undefined;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<unknown> | null = null;
@@ -89,6 +92,7 @@ export class Reaper {
     this.#batchSize = options.batchSize ?? 500;
     this.#maxBatches = options.maxBatchesPerTick ?? 20;
     this.#random = options.random ?? Math.random;
+    this.#silenceMs = options.silenceMs ?? null;
     this.#logger = options.logger;
   }
 
@@ -112,6 +116,13 @@ export class Reaper {
     const expiredSessions = await withTransientRetry(() => expireSessions(this.#db, now, this.#batchSize), {
       logger: this.#logger,
     });
+    const silence = this.#silenceMs;
+    const detachedSessions =
+      silence === null
+        ? []
+        : await withTransientRetry(() => detachSilentSessions(this.#db, new Date(now.getTime() - silence), now, this.#batchSize), {
+            logger: this.#logger,
+          });
     const timedOut = await this.#sweep(now, (trx) => lockTimedOutSteps(trx, now, this.#batchSize), (step) => {
       const failure = timeoutFailure(step);
       return { failure, decision: decideStepFailure(step, failure, now, this.#random), origin: 'timeout' as const };
@@ -119,12 +130,15 @@ export class Reaper {
     const expiredLeases = await this.#sweep(
       now,
       (trx) => lockExpiredLeases(trx, now, this.#batchSize, expiredSessions),
-      (step) => ({ failure: LEASE_LOST, decision: leaseDecision(step, now), origin: 'lease_expired' as const }),
+      (step) => ({ failure: LEASE_LOST, decision: decideLeaseLoss(step, now), origin: 'lease_expired' as const }),
     );
-    if (expiredSessions.length + timedOut + expiredLeases > 0) {
-      this.#logger?.info({ expiredSessions: expiredSessions.length, timedOut, expiredLeases }, 'reaper tick');
+    if (expiredSessions.length + detachedSessions.length + timedOut + expiredLeases > 0) {
+      this.#logger?.info(
+        { expiredSessions: expiredSessions.length, detachedSessions: detachedSessions.length, timedOut, expiredLeases },
+        'reaper tick',
+      );
     }
-    return { expiredSessions, timedOut, expiredLeases };
+    return { expiredSessions, detachedSessions, timedOut, expiredLeases };
   }
 
   /** Locks a batch, fails each step as decided, settles the tasks; repeats while batches come back full. */

@@ -179,7 +179,7 @@ export class TaskManager {
     return cancelTask(this.#repairs, taskId, reason);
   }
 
-  /** Runs a failed step again (attempts reset). */
+  /** Runs a failed step again with a fresh allowance of attempts (attempt numbers continue upward). */
   retryStep(stepId: string, reason: string | null = null): Promise<StepRepairResult> {
     return retryStep(this.#repairs, stepId, reason);
   }

@@ -169,19 +169,35 @@ async function repairStep(deps: RepairDeps, stepId: string, reason: string | nul
   });
 }
 
-/** Runs a step in `error` again from a clean slate (attempts reset); refused otherwise (`STEP_NOT_RETRYABLE`). */
+/**
+ * The change that sends a failed step back to pending with a fresh allowance of
+ * `max_attempts` attempts. Attempt numbers are not reset: the allowance starts at the
+ * current attempt (`newAllowance`) and the next claim makes attempt `attempts + 1`, so
+ * a report naming an attempt made before the retry can never be taken for one after it.
+ */
+function retryChange(
+  step: LockedStep,
+  now: Date,
+): Pick<StepChange, 'to' | 'event' | 'attempt' | 'newAllowance' | 'readyAt'> {
+  return {
+    to: StepState.Pending,
+    event: StepEvent.RetryRequested,
+    attempt: step.attempts,
+    newAllowance: true,
+    readyAt: step.pendingParents === 0 ? now : null,
+  };
+}
+
+/**
+ * Runs a step in `error` again with a fresh allowance of attempts (its attempt numbers
+ * continue upward); refused otherwise (`STEP_NOT_RETRYABLE`).
+ */
 export function retryStep(deps: RepairDeps, stepId: string, reason: string | null): Promise<StepRepairResult> {
   return repairStep(deps, stepId, reason, {
     kind: 'manual_retry',
     code: 'STEP_NOT_RETRYABLE',
     verb: 'retry',
-    change: (step, now) => ({
-      to: StepState.Pending,
-      event: StepEvent.RetryRequested,
-      attempt: 0,
-      resetAttempts: true,
-      readyAt: step.pendingParents === 0 ? now : null,
-    }),
+    change: retryChange,
   });
 }
 
@@ -214,8 +230,9 @@ export function completeStep(
 }
 
 /**
- * Retries every failed step of a task in `error` or `blocked_by_failures` (attempts
- * reset); the task goes back to in progress. Refused otherwise (`TASK_NOT_RETRYABLE`).
+ * Retries every failed step of a task in `error` or `blocked_by_failures`, each with a
+ * fresh allowance of attempts as {@link retryStep} gives; the task goes back to in
+ * progress. Refused otherwise (`TASK_NOT_RETRYABLE`).
  */
 export function retryTask(deps: RepairDeps, taskId: string, reason: string | null): Promise<TaskRecord> {
   const now = deps.now();
@@ -235,13 +252,9 @@ export function retryTask(deps: RepairDeps, taskId: string, reason: string | nul
         stepId: s.id,
         taskId,
         from: s.state,
-        to: StepState.Pending,
         kind: 'manual_retry',
-        attempt: 0,
         reason,
-        event: StepEvent.RetryRequested,
-        resetAttempts: true,
-        readyAt: s.pendingParents === 0 ? now : null,
+        ...retryChange(s, now),
         namespace: s.namespace,
         taskName: s.taskName,
         stepName: s.name,

@@ -8,12 +8,19 @@
  *   attached here (see `WorkerHub.deliverCancel`);
  * - a poll every `engine.poll_interval_ms` as the fallback for what no notification
  *   announces (retry backoffs elapsing, notifications lost while the LISTEN connection
- *   was down); the same tick ends streams that stopped sending heartbeats.
+ *   was down): ONE statement asks which of the handlers served here (by sessions with
+ *   open credit) have claimable steps (`readyHandlers`), and only the sessions serving
+ *   those are woken — idle sessions cost nothing per tick, however many are attached.
+ *   The same tick ends streams that stopped sending heartbeats.
  */
 import type { Logger } from 'pino';
+import type { Clock } from '../domain/clock.js';
+import { systemClock } from '../domain/clock.js';
 import { FailedPreconditionError } from '../domain/errors.js';
 import type { Database } from '../store/database.js';
 import { READY_CHANNEL } from '../store/events.js';
+import { readyHandlers } from '../store/steps.js';
+import { withTransientRetry } from '../store/transient.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { WorkerHub } from './worker-hub.js';
 import { CANCEL_CHANNEL } from './worker-hub.js';
@@ -24,6 +31,8 @@ export interface WakeupsOptions {
   readonly dispatcher: Dispatcher;
   readonly hub: WorkerHub;
   readonly logger: Logger;
+  /** Default: the system clock. */
+  readonly clock?: Clock;
   /** `engine.poll_interval_ms`. */
   readonly pollIntervalMs: number;
   /** A stream silent for longer than this is ended (`workers.lease_ms`: past it its leases are gone anyway). */
@@ -66,6 +75,8 @@ export class Wakeups {
   readonly #o: WakeupsOptions;
   readonly #unlisten: Array<() => Promise<void>> = [];
   #timer: NodeJS.Timeout | null = null;
+  /** The poll in flight: a tick while it runs is skipped. */
+  #polling: Promise<void> | null = null;
 
   constructor(options: WakeupsOptions) {
     this.#o = options;
@@ -82,24 +93,41 @@ export class Wakeups {
       }),
     );
     this.#unlisten.push(await database.listen(CANCEL_CHANNEL, (payload) => hub.handleCancelNotification(payload)));
-    this.#timer = setInterval(() => this.tick(), this.#o.pollIntervalMs);
+    this.#timer = setInterval(() => void this.tick(), this.#o.pollIntervalMs);
     this.#timer.unref();
   }
 
-  /** One poll: ends silent streams, then wakes every session. */
-  tick(): void {
+  /** One poll: ends silent streams, then wakes the sessions serving handlers with claimable steps. */
+  tick(): Promise<void> {
     const silent = this.#o.hub.endSilent(
       this.#o.silenceMs,
       new FailedPreconditionError('no heartbeat within the lease; reconnect with the session handle', 'HEARTBEAT_MISSED'),
     );
     if (silent.length > 0) this.#o.logger.warn({ sessions: silent.map((s) => s.id) }, 'ended streams that stopped sending heartbeats');
-    this.#o.dispatcher.wake(null);
+    this.#polling ??= this.#poll().finally(() => {
+      this.#polling = null;
+    });
+    return this.#polling;
+  }
+
+  async #poll(): Promise<void> {
+    const handlers = [...this.#o.hub.openHandlers()];
+    if (handlers.length === 0) return;
+    const { logger } = this.#o;
+    const now = (this.#o.clock ?? systemClock).now();
+    try {
+      const ready = await withTransientRetry(() => readyHandlers(this.#o.database.db, handlers, now), { logger });
+      if (ready.length > 0) this.#o.dispatcher.wake(ready);
+    } catch (err) {
+      logger.warn({ err }, 'polling for ready steps failed; trying again on the next tick');
+    }
   }
 
   /** Stops polling and unsubscribes. */
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    await this.#polling;
     const unlisten = this.#unlisten.splice(0);
     await Promise.all(unlisten.map((u) => u().catch((err: unknown) => this.#o.logger.debug({ err }, 'unlisten failed'))));
   }

@@ -88,6 +88,16 @@ export class WorkerHub {
     return this.#sessions.size;
   }
 
+  /** The handlers served by attached sessions that may take steps now (accepting, with open credit). */
+  openHandlers(): Set<string> {
+    const handlers = new Set<string>();
+    for (const session of this.#sessions.values()) {
+      if (!session.accepting || session.openCredit === 0) continue;
+      for (const handler of session.handlerList) handlers.add(handler);
+    }
+    return handlers;
+  }
+
   /** The session attached here with this id, or undefined. */
   get(sessionId: string): AttachedSession | undefined {
     return this.#sessions.get(sessionId);

@@ -41,6 +41,28 @@ export function lockExpiredLeases(
 }
 
 /**
+ * Marks up to `limit` sessions still recorded as connected but silent since before
+ * `silentBefore` as disconnected, with no instance: the instance that carried their
+ * streams stopped without detaching them (it crashed or lost its network; a live
+ * instance ends a silent stream itself). The sessions live on until `expires_at`, so
+ * their workers can resume on any instance. Returns their ids.
+ */
+export async function detachSilentSessions(db: Executor, silentBefore: Date, now: Date, limit: number): Promise<string[]> {
+  const { rows } = await sql<{ id: string }>`
+    with silent as (
+      select id from worker_sessions
+      where connected and last_heartbeat_at < ${silentBefore}::timestamptz
+      order by last_heartbeat_at
+      limit ${limit}::int
+      for update skip locked
+    )
+    update worker_sessions w set connected = false, instance_id = null, updated_at = ${now}::timestamptz
+    from silent where w.id = silent.id
+    returning w.id`.execute(db);
+  return rows.map((r) => r.id);
+}
+
+/**
  * Marks up to `limit` active or draining sessions past `expires_at` as expired and
  * disconnected; returns their ids. Their leases are released by the caller.
  */

@@ -65,8 +65,12 @@ export interface StepReadinessRow {
   readonly retryEligible: boolean;
   readonly ready: boolean;
   readonly nextRetryAt: Date | null;
+  /** The number of the current or last attempt (counts the step's whole life). */
   readonly attempts: number;
+  /** Attempts per allowance. */
   readonly maxAttempts: number;
+  /** Attempts made before the current allowance (an operator retry sets it). */
+  readonly attemptBase: number;
 }
 
 interface ReadinessSqlRow {
@@ -83,6 +87,7 @@ interface ReadinessSqlRow {
   next_retry_at: Date | null;
   attempts: number;
   max_attempts: number;
+  attempt_base: number;
 }
 
 /** `step_readiness(taskId, now)`: every step of the task in template order; empty for an unknown task. */
@@ -104,6 +109,7 @@ export async function getStepReadiness(db: Executor, taskId: string, now: Date):
     nextRetryAt: r.next_retry_at,
     attempts: r.attempts,
     maxAttempts: r.max_attempts,
+    attemptBase: r.attempt_base,
   }));
 }
 

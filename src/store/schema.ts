@@ -68,6 +68,7 @@ export interface WorkflowStepsTable {
   position: number;
   state: StepState;
   attempts: Generated<number>;
+  attempt_base: Generated<number>;
   max_attempts: number;
   retry: Json;
   timeout_ms: number | null;

@@ -75,8 +75,12 @@ export interface StepChange {
   readonly errorJson?: string | null;
   /** New `ready_at`; undefined leaves it unchanged. */
   readonly readyAt?: Date | null;
-  /** Resets `attempts` to 0 (operator retry). */
-  readonly resetAttempts?: boolean;
+  /**
+   * Starts a fresh retry allowance (operator retry): `attempt_base = attempts`, so the
+   * retry policy counts attempts from here. `attempts` itself never goes back — the next
+   * attempt gets the next number, so an attempt number names one attempt forever.
+   */
+  readonly newAllowance?: boolean;
   /** Counts this change into the step's batch as a completed or failed step (`timed_out`: failed, and the batch timed out). */
   readonly batchOutcome?: 'completed' | 'failed' | 'timed_out' | null;
   /**
@@ -159,16 +163,16 @@ export async function applyStepChanges(trx: Executor, changes: readonly StepChan
         ${col((c) => c.resultJson ?? null)}::text[], ${col((c) => c.resultJson !== undefined)}::boolean[],
         ${col((c) => c.errorJson ?? null)}::text[], ${col((c) => c.errorJson !== undefined)}::boolean[],
         ${col((c) => isoOrNull(c.readyAt))}::timestamptz[], ${col((c) => c.readyAt !== undefined)}::boolean[],
-        ${col((c) => c.resetAttempts === true)}::boolean[], ${col((c) => c.batchOutcome ?? null)}::text[],
+        ${col((c) => c.newAllowance === true)}::boolean[], ${col((c) => c.batchOutcome ?? null)}::text[],
         ${col((c) => c.namespace)}::text[], ${col((c) => c.taskName)}::text[], ${col((c) => c.stepName)}::text[]
       ) with ordinality as i(id, from_state, logged_from, to_state, kind, attempt, reason, meta, event_type, payload,
-                             start_payload, result, set_result, error, set_error, ready_at, set_ready, reset_attempts,
+                             start_payload, result, set_result, error, set_error, ready_at, set_ready, new_allowance,
                              batch_outcome, namespace, task_name, step_name, ord)
     ),
     moved as (
       update workflow_steps s set
         state = i.to_state,
-        attempts = case when i.reset_attempts then 0 else s.attempts end,
+        attempt_base = case when i.new_allowance then s.attempts else s.attempt_base end,
         result = case when i.set_result then i.result::jsonb else s.result end,
         last_error = case when i.set_error then i.error::jsonb else s.last_error end,
         ready_at = case when i.set_ready then i.ready_at else s.ready_at end,

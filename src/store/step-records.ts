@@ -40,7 +40,11 @@ export interface StepRecord {
   readonly handlerConfig: unknown;
   readonly position: number;
   readonly state: StepState;
+  /** The number of the current or last attempt: counts every attempt of the step's life, never reset. */
   readonly attempts: number;
+  /** Attempts made before the current retry allowance (an operator retry sets it to `attempts`); 0 before any. */
+  readonly attemptBase: number;
+  /** Attempts per allowance: the step may run until `attempts - attemptBase` reaches it. */
   readonly maxAttempts: number;
   readonly retry: RetryPolicy;
   readonly timeoutMs: number | null;
@@ -70,6 +74,7 @@ interface StepRow {
   position: number;
   state: StepState;
   attempts: number;
+  attempt_base: number;
   max_attempts: number;
   retry: Record<string, unknown>;
   timeout_ms: number | null;
@@ -99,6 +104,7 @@ function toStepRecord(r: StepRow): StepRecord {
     position: r.position,
     state: r.state,
     attempts: r.attempts,
+    attemptBase: r.attempt_base,
     maxAttempts: r.max_attempts,
     retry: retryPolicyFromRow(r.retry, r.max_attempts),
     timeoutMs: r.timeout_ms,

@@ -28,7 +28,11 @@ export interface StepDetails {
   readonly state: StepState;
   /** Index in the template. */
   readonly position: number;
+  /** The number of the current or last attempt: counts every attempt of the step's life. */
   readonly attempts: number;
+  /** Attempts made before the current retry allowance (an operator retry sets it to `attempts`). */
+  readonly attemptBase: number;
+  /** Attempts per allowance. */
   readonly maxAttempts: number;
   readonly timeoutMs: number | null;
   /** Names of the parents, in template order. */
@@ -89,6 +93,7 @@ interface StepSqlRow {
   state: StepState;
   position: number;
   attempts: number;
+  attempt_base: number;
   max_attempts: number;
   timeout_ms: number | null;
   has_result: boolean;
@@ -110,6 +115,7 @@ function toStepDetails(r: StepSqlRow, dependsOn: readonly string[], includeResul
     state: r.state,
     position: r.position,
     attempts: r.attempts,
+    attemptBase: r.attempt_base,
     maxAttempts: r.max_attempts,
     timeoutMs: r.timeout_ms,
     dependsOn,
@@ -140,7 +146,7 @@ export async function getTaskDetails(db: Executor, taskId: string, options: Task
     if (!task) throw new NotFoundError('task', taskId, 'TASK_NOT_FOUND');
     const result = includeResults ? sql`s.result` : sql`null::jsonb`;
     const steps = await sql<StepSqlRow>`
-      select s.id, s.name, s.handler, s.state, s.position, s.attempts, s.max_attempts, s.timeout_ms,
+      select s.id, s.name, s.handler, s.state, s.position, s.attempts, s.attempt_base, s.max_attempts, s.timeout_ms,
              s.result is not null as has_result, ${result} as result, s.last_error, s.session_id, s.ready_at,
              s.created_at, s.updated_at, s.started_at, s.completed_at
       from workflow_steps s where s.task_id = ${taskId}::uuid

@@ -179,7 +179,7 @@ export class EngineDriver {
     return id;
   }
 
-  /** Report ids are unique per driver: a retried step starts again at attempt 1. */
+  /** Report ids are unique per driver, so a test may report on the same attempt more than once. */
   #reportId(): string {
     this.#reports += 1;
     return `driver-${this.#reports}`;

@@ -168,10 +168,12 @@ export class RawWorker {
     return this.#report(a, { $case: 'completed', value: { resultJson: Buffer.from(JSON.stringify(result)) } });
   }
 
-  failed(a: StepRef, message: string, retryable = true): StepReport {
+  /** A StepFailed report; `details` (a JSON value) goes in details_json, none when absent. */
+  failed(a: StepRef, message: string, retryable = true, details?: unknown): StepReport {
+    const detailsJson = details === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(details));
     return this.#report(a, {
       $case: 'failed',
-      value: { error: { errorClass: 'TestError', message, backtrace: [], retryable, code: '', detailsJson: Buffer.alloc(0) } },
+      value: { error: { errorClass: 'TestError', message, backtrace: [], retryable, code: '', detailsJson } },
     });
   }
 

@@ -3,7 +3,8 @@
  * path, unknown template, a context refused by the schema with nothing stored, strict
  * identity), reading and listing them (filters, pages), cancelling (Cancel reaches the
  * worker holding a step), the repairs and the FAILED_PRECONDITION they answer from a
- * wrong state, tokens, roles and namespaces, and the operator views.
+ * wrong state, tokens, roles and namespaces, the operator views, and the details a
+ * worker sends with a failure coming back with the stored error.
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import type { RunningTasker } from '../../src/app.js';
 import { startTasker } from '../../src/app.js';
 import { StepState, TaskState } from '../../src/gen/tasker/v1/common.js';
 import { SessionState } from '../../src/gen/tasker/v1/admin.js';
+import { AckStatus } from '../../src/gen/tasker/v1/worker.js';
 import type { CreateTaskRequest, Task } from '../../src/gen/tasker/v1/task.js';
 import { IdentityStrategy } from '../../src/gen/tasker/v1/template.js';
 import type { TaskTemplate } from '../../src/gen/tasker/v1/template.js';
@@ -217,7 +219,7 @@ describe('TaskService and AdminService against PostgreSQL', () => {
     expect(refused.details).toEqual({ state: 'complete' });
   });
 
-  it('retries a failed step from a clean slate, refusing a step in another state', async () => {
+  it('retries a failed step with a fresh allowance, refusing a step in another state', async () => {
     await register(protoTemplate('repairable', [['a'], ['b', ['a']], ['c', ['b']]]));
     const taskId = (await create(createRequest('repairable'))).task!.taskId;
     const [a] = await engine.claim('repairable.work', 1);
@@ -234,7 +236,7 @@ describe('TaskService and AdminService against PostgreSQL', () => {
     expect(wrong.details).toEqual({ state: 'pending' });
 
     const retried = await unary(api.tasks.retryStep.bind(api.tasks), { stepId: stepOf(task, 'a').stepId, reason: 'flaky' });
-    expect(retried.step).toMatchObject({ name: 'a', state: StepState.STEP_STATE_PENDING, attempts: 0 });
+    expect(retried.step).toMatchObject({ name: 'a', state: StepState.STEP_STATE_PENDING, attempts: 1, attemptBase: 1, maxAttempts: 3 });
     expect((await getTask(taskId)).state).not.toBe(TaskState.TASK_STATE_ERROR);
     expect((await refusal(unary(api.tasks.retryStep.bind(api.tasks), { stepId: 'nope', reason: '' }))).reason).toBe('STEP_NOT_FOUND');
   });
@@ -341,5 +343,29 @@ describe('TaskService and AdminService against PostgreSQL', () => {
       grpc.status.PERMISSION_DENIED,
     );
     expect((await refusal(unary(api.admin.getStepAudit.bind(api.admin), { stepId: 'x' }, TOKENS.admin))).reason).toBe('STEP_NOT_FOUND');
+  });
+
+  it("keeps the details of a worker's failure and returns them with the error in GetTask and GetStepAudit", async () => {
+    const worker = new RawWorker(tasker.address);
+    workers.push(worker);
+    await worker.hello({ workerName: 'detailed', handlers: ['detailed.work'], maxInFlight: 2 });
+    await register(protoTemplate('detailed', [['with'], ['without']]));
+    const taskId = (await create(createRequest('detailed'))).task!.taskId;
+    const steps = await worker.takeSteps(2);
+    const withDetails = steps.find((s) => s.stepName === 'with')!;
+    const without = steps.find((s) => s.stepName === 'without')!;
+    const details = { card: { last4: '4242', brand: 'visa' }, declines: [51, 5], retry: false };
+    const acks = await worker.report([worker.failed(withDetails, 'declined', false, details), worker.failed(without, 'plain', false)]);
+    expect(acks.map((a) => a.status)).toEqual([AckStatus.ACK_STATUS_ACCEPTED, AckStatus.ACK_STATUS_ACCEPTED]);
+
+    const task = await getTask(taskId);
+    const stored = stepOf(task, 'with').lastError!;
+    expect(stored).toMatchObject({ errorClass: 'TestError', message: 'declined', retryable: false });
+    expect(JSON.parse(stored.detailsJson.toString('utf8'))).toEqual(details);
+    expect(stepOf(task, 'without').lastError!.detailsJson).toHaveLength(0);
+
+    const audit = (await unary(api.admin.getStepAudit.bind(api.admin), { stepId: withDetails.stepId }, TOKENS.admin)).transitions;
+    const failed = audit.find((t) => t.toState === 'error');
+    expect(failed?.metadata).toMatchObject({ error: { message: 'declined', details, attempt: 1, origin: 'worker' } });
   });
 });

@@ -58,7 +58,7 @@ describe.each(backends)('engine cancel, repairs, identity and templates on $name
     await expect(h.manager.cancelTask('01900000-0000-7000-8000-000000000000')).rejects.toBeInstanceOf(NotFoundError);
   });
 
-  test('retryStep runs a failed step again from attempt 1 and refuses other states', async () => {
+  test('retryStep runs a failed step again with a fresh allowance and refuses other states', async () => {
     const name = 'retry-step';
     const task = await h.start(tmpl(name, [['a'], ['b', ['a']]]));
     const [a] = await h.claim(handlerOf(name));
@@ -71,11 +71,11 @@ describe.each(backends)('engine cancel, repairs, identity and templates on $name
     expect(err.message).toContain('pending');
 
     const repaired = await h.manager.retryStep(a!.stepId, 'fixed the bug');
-    expect(repaired.step).toMatchObject({ state: 'pending', attempts: 0 });
+    expect(repaired.step).toMatchObject({ state: 'pending', attempts: 1, attemptBase: 1 });
     expect(repaired.task.state).toBe('pending');
     expect(repaired.task.completedAt).toBeNull();
     const [again] = await h.claim(handlerOf(name));
-    expect(again).toMatchObject({ stepName: 'a', attempt: 1 });
+    expect(again).toMatchObject({ stepName: 'a', attempt: 2 });
     await h.complete(again!);
     const [b] = await h.claim(handlerOf(name));
     await h.complete(b!);

@@ -95,7 +95,14 @@ async function expectParity(h: Harness, taskId: string, label: string): Promise<
   const { rows: edges } = await sql<{ from: string; to: string }>`
     select from_step_id as "from", to_step_id as "to" from workflow_step_edges where task_id = ${taskId}::uuid`.execute(db);
   const reference = evaluateReadiness(
-    steps.map((s) => ({ id: s.id, state: s.state, attempts: s.attempts, maxAttempts: s.maxAttempts, retryAt: s.readyAt })),
+    steps.map((s) => ({
+      id: s.id,
+      state: s.state,
+      attempts: s.attempts,
+      attemptBase: s.attemptBase,
+      maxAttempts: s.maxAttempts,
+      retryAt: s.readyAt,
+    })),
     edges,
     now,
   );
@@ -118,8 +125,8 @@ async function expectParity(h: Harness, taskId: string, label: string): Promise<
       pendingParents: r.dependenciesTotal - r.dependenciesSatisfied,
       parents: r.dependenciesTotal,
     });
-    expect({ state: r.state, attempts: r.attempts, max: r.maxAttempts, handler: r.handler }, where).toEqual({
-      state: s.state, attempts: s.attempts, max: s.maxAttempts, handler: s.handler,
+    expect({ state: r.state, attempts: r.attempts, base: r.attemptBase, max: r.maxAttempts, handler: r.handler }, where).toEqual({
+      state: s.state, attempts: s.attempts, base: s.attemptBase, max: s.maxAttempts, handler: s.handler,
     });
   }
   const task = await h.task(taskId);

@@ -12,6 +12,7 @@ import { FailedPreconditionError } from '../../src/domain/errors.js';
 import { DEFAULT_RETRY_POLICY } from '../../src/domain/retry-policy.js';
 import type { TaskTemplate } from '../../src/domain/template.js';
 import { claimSteps } from '../../src/engine/claims.js';
+import { Reaper } from '../../src/engine/reaper.js';
 import type { OpenSessionRequest } from '../../src/engine/session-manager.js';
 import { hashSessionHandle, SessionManager } from '../../src/engine/session-manager.js';
 import { TaskManager } from '../../src/engine/task-manager.js';
@@ -199,6 +200,27 @@ describe.each(backends)('worker sessions on $name', ({ create }) => {
     expect(await findSession(t.database.db, opened.session.id)).toMatchObject({ state: 'draining' });
     clock.advance(TTL_MS + 1);
     expect(await b.lossOf(opened.session.id)).toBe('expired');
+  });
+
+  test('a session whose instance went silent is marked disconnected by the reaper, and can still be resumed', async () => {
+    const a = manager('instance-a');
+    const live = manager('instance-b');
+    const orphan = await a.open(hello(['silent.work']));
+    const beating = await live.open(hello(['silent.work']));
+    const reaper = new Reaper({ db: t.database.db, clock, silenceMs: 2 * LEASE_MS, logger });
+    clock.advance(LEASE_MS);
+    await live.heartbeat(beating.session.id);
+    expect((await reaper.tick()).detachedSessions).toEqual([]);
+    clock.advance(LEASE_MS + 1);
+    await live.heartbeat(beating.session.id);
+    const tick = await reaper.tick();
+    expect(tick.detachedSessions).toEqual([orphan.session.id]);
+    expect(tick.expiredSessions).toEqual([]);
+    expect(await findSession(t.database.db, orphan.session.id)).toMatchObject({ state: 'active', connected: false, instanceId: null });
+    expect(await findSession(t.database.db, beating.session.id)).toMatchObject({ connected: true, instanceId: 'instance-b' });
+    const resumed = await live.open(hello(['silent.work'], { resumeHandle: orphan.handle }));
+    expect(resumed.session.id).toBe(orphan.session.id);
+    expect(resumed.previousInstanceId).toBeNull();
   });
 
   test('closing a session makes the leases it still holds due at once', async () => {

@@ -82,6 +82,21 @@ describe('evaluateReadiness', () => {
     expect(result.get('spent')).toMatchObject({ retryEligible: false, ready: false });
   });
 
+  test('retry eligibility counts from the current allowance after an operator retry', () => {
+    const result = evaluateReadiness(
+      [
+        step('fresh', 'pending', 3, { attemptBase: 3, maxAttempts: 1 }),
+        step('left', 'waiting_for_retry', 4, { attemptBase: 3, retryAt: NOW }),
+        step('spent', 'pending', 6, { attemptBase: 3 }),
+      ],
+      [],
+      NOW,
+    );
+    expect(result.get('fresh')).toMatchObject({ retryEligible: true, ready: true });
+    expect(result.get('left')).toMatchObject({ retryEligible: true, ready: true });
+    expect(result.get('spent')).toMatchObject({ retryEligible: false, ready: false });
+  });
+
   test('running and terminal steps are never ready', () => {
     const states: StepState[] = ['enqueued', 'in_progress', 'complete', 'error', 'cancelled', 'resolved_manually'];
     const result = evaluateReadiness(states.map((s) => step(s, s, 1)), [], NOW);

@@ -64,9 +64,18 @@ describe('submissionFromReports', () => {
     expect(s.reports[0]).toMatchObject({
       reportId: '1',
       kind: 'failed',
-      error: { errorClass: 'Boom', message: 'bad', backtrace: ['a', 'b'], retryable: true, retryAfterMs: 250, code: 'X' },
+      error: { errorClass: 'Boom', message: 'bad', backtrace: ['a', 'b'], retryable: true, retryAfterMs: 250, code: 'X', details: null },
     });
     expect(s.batches).toEqual([]);
+  });
+
+  test('a failure keeps its details object; details that are not a JSON object are refused', () => {
+    const failed = (detailsJson: Buffer) =>
+      report({ $case: 'failed', value: { error: { errorClass: 'E', message: 'm', backtrace: [], retryable: false, code: '', detailsJson } } });
+    const s = submissionFromReports({ reports: [failed(json('{"card":{"last4":"4242"},"n":[1,2]}'))], batches: [] }, 1024);
+    expect(s.reports[0]).toMatchObject({ kind: 'failed', error: { details: { card: { last4: '4242' }, n: [1, 2] } } });
+    expect(refusals([failed(json('[1,2]'))])).toEqual({ accepted: 0, refused: ['invalid_payload'] });
+    expect(refusals([failed(json('{"a":'))])).toEqual({ accepted: 0, refused: ['invalid_payload'] });
   });
 });
 

@@ -99,6 +99,7 @@ export function stepToProto(s: StepDetails): Step {
     state: STEP_STATE_OUT[s.state],
     attempts: s.attempts,
     maxAttempts: s.maxAttempts,
+    attemptBase: s.attemptBase,
     // `null` is a result too (JSON null); only an absent result leaves the field unset.
     result: 'result' in s ? (s.result ?? null) : undefined,
     lastError: stepErrorToProto(s.lastError),

@@ -167,7 +167,7 @@ const noNul = (text: string): string => (text.includes('\0') ? text.replace(/\0/
 
 function failureFromProto(error: StepError | undefined): StepFailure {
   if (!error) throw new Refusal('invalid_payload', 'a StepFailed report needs an error');
-  jsonText(error.detailsJson, 'error details_json', true);
+  const details = jsonText(error.detailsJson, 'error details_json', true);
   const retryAfter = error.retryAfterMs;
   return {
     errorClass: noNul(error.errorClass) || 'Error',
@@ -176,6 +176,8 @@ function failureFromProto(error: StepError | undefined): StepFailure {
     retryable: error.retryable,
     retryAfterMs: retryAfter === undefined ? null : Math.max(0, Math.min(retryAfter, INT32_MAX)),
     code: noNul(error.code) || null,
+    // Empty bytes = no details; otherwise a JSON object (checked above), kept in the error document.
+    details: error.detailsJson.length === 0 ? null : (JSON.parse(details) as Record<string, unknown>),
   };
 }
 

@@ -53,7 +53,12 @@ export interface ApplicationRuntime {
   readonly queries: TaskQueries;
 }
 
-/** How inbound proto templates are completed on this server: `engine.default_retry` and `environment`. */
+/**
+ * How templates are completed on this server: `engine.default_retry` fills the retry fields a
+ * template leaves out, and `environment` picks its overrides. The same mapping must serve every
+ * way a template arrives — `app.ts` passes its defaults to the TemplateRegistry (template files,
+ * stored bodies) and the mapping itself to RegisterTemplate and to Hello's templates.
+ */
 export function templateMappingOf(config: Config): TemplateMapping {
   const r = config.engine.default_retry;
   return {
@@ -62,9 +67,12 @@ export function templateMappingOf(config: Config): TemplateMapping {
   };
 }
 
-/** Hello.templates → domain templates, exactly as TemplateService.RegisterTemplate converts them. */
-export function templateConverter(config: Config): (template: ProtoTaskTemplate) => TaskTemplate {
-  const mapping = templateMappingOf(config);
+/**
+ * Hello.templates → domain templates, exactly as TemplateService.RegisterTemplate converts
+ * them: with the same `mapping` (see {@link templateMappingOf}), whose defaults the template
+ * registry also applies to template files.
+ */
+export function templateConverter(mapping: TemplateMapping): (template: ProtoTaskTemplate) => TaskTemplate {
   return (template) => templateFromProto(template, mapping);
 }
 

@@ -91,6 +91,7 @@ export function createWorkerRuntime(o: WorkerRuntimeOptions): WorkerRuntime {
     logger: logger.child({ component: 'dispatcher' }),
     leaseMs: w.lease_ms,
     dispatchBatchSize: config.engine.dispatch_batch_size,
+    maxBatchBytes: w.max_batch_bytes,
     maxConcurrentClaims: Math.max(1, Math.min(4, config.database.pool_size - 1)),
   });
   const results = new ResultProcessor({
@@ -108,6 +109,7 @@ export function createWorkerRuntime(o: WorkerRuntimeOptions): WorkerRuntime {
     dispatcher,
     hub,
     logger,
+    clock,
     pollIntervalMs: config.engine.poll_interval_ms,
     silenceMs: w.lease_ms,
     ignoreOrigin: notifyOrigin,

@@ -213,8 +213,9 @@ class RetryTaskResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class Step(_message.Message):
-    __slots__ = ["attempts", "completed_at", "created_at", "depends_on", "handler", "last_error", "max_attempts", "name", "next_attempt_at", "result", "started_at", "state", "step_id", "updated_at"]
+    __slots__ = ["attempt_base", "attempts", "completed_at", "created_at", "depends_on", "handler", "last_error", "max_attempts", "name", "next_attempt_at", "result", "started_at", "state", "step_id", "updated_at"]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_BASE_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
@@ -228,6 +229,7 @@ class Step(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     STEP_ID_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    attempt_base: int
     attempts: int
     completed_at: _timestamp_pb2.Timestamp
     created_at: _timestamp_pb2.Timestamp
@@ -242,7 +244,7 @@ class Step(_message.Message):
     state: _common_pb2.StepState
     step_id: str
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, step_id: _Optional[str] = ..., name: _Optional[str] = ..., handler: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.StepState, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., last_error: _Optional[_Union[_common_pb2.StepError, _Mapping]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., depends_on: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, step_id: _Optional[str] = ..., name: _Optional[str] = ..., handler: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.StepState, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., last_error: _Optional[_Union[_common_pb2.StepError, _Mapping]] = ..., created_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., depends_on: _Optional[_Iterable[str]] = ..., attempt_base: _Optional[int] = ...) -> None: ...
 
 class StepProgressUpdate(_message.Message):
     __slots__ = ["attempt", "payload", "seq", "step_id", "step_name"]

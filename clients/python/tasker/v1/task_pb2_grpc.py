@@ -74,8 +74,9 @@ class TaskServiceServicer(object):
     def CreateTask(self, request, context):
         """Creates a task from a template. The context is validated against the
         template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
-        step and edge is stored in one transaction. Under the template's identity
-        strategy a duplicate request returns the existing task with created = false.
+        step and edge is stored in one transaction. A request the idempotency_key or,
+        without one, the template's identity strategy identifies as a repeat returns
+        the existing task with created = false (see CreateTaskRequest.idempotency_key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -116,7 +117,9 @@ class TaskServiceServicer(object):
 
     def RetryStep(self, request, context):
         """Runs a step in `error` again: it returns to pending, ready at once (no
-        backoff), with a fresh allowance of max_attempts attempts. The task leaves
+        backoff), with a fresh allowance of max_attempts attempts. Attempt numbers
+        are not reset: the next attempt is Step.attempts + 1, and Step.attempt_base
+        records where the new allowance starts. The task leaves
         blocked_by_failures/error. FAILED_PRECONDITION for any other state.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

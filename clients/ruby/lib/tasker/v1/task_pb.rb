@@ -57,6 +57,7 @@ Google::Protobuf::DescriptorPool.generated_pool.build do
       optional :completed_at, :message, 12, "google.protobuf.Timestamp"
       optional :next_attempt_at, :message, 13, "google.protobuf.Timestamp"
       repeated :depends_on, :string, 14
+      optional :attempt_base, :uint32, 15
     end
     add_message "tasker.v1.Edge" do
       optional :from_step, :string, 1

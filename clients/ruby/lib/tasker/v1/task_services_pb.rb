@@ -31,8 +31,9 @@ module Tasker
 
         # Creates a task from a template. The context is validated against the
         # template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
-        # step and edge is stored in one transaction. Under the template's identity
-        # strategy a duplicate request returns the existing task with created = false.
+        # step and edge is stored in one transaction. A request the idempotency_key or,
+        # without one, the template's identity strategy identifies as a repeat returns
+        # the existing task with created = false (see CreateTaskRequest.idempotency_key).
         rpc :CreateTask, ::Tasker::V1::CreateTaskRequest, ::Tasker::V1::CreateTaskResponse
         # Returns one task with its steps, edges, results and execution context.
         rpc :GetTask, ::Tasker::V1::GetTaskRequest, ::Tasker::V1::GetTaskResponse
@@ -48,7 +49,9 @@ module Tasker
         # step is in `error`.
         rpc :RetryTask, ::Tasker::V1::RetryTaskRequest, ::Tasker::V1::RetryTaskResponse
         # Runs a step in `error` again: it returns to pending, ready at once (no
-        # backoff), with a fresh allowance of max_attempts attempts. The task leaves
+        # backoff), with a fresh allowance of max_attempts attempts. Attempt numbers
+        # are not reset: the next attempt is Step.attempts + 1, and Step.attempt_base
+        # records where the new allowance starts. The task leaves
         # blocked_by_failures/error. FAILED_PRECONDITION for any other state.
         rpc :RetryStep, ::Tasker::V1::RetryStepRequest, ::Tasker::V1::RetryStepResponse
         # Marks a step resolved_manually without a result, so its children may run.

@@ -128,7 +128,11 @@ export interface WorkerSession {
   state: SessionState;
   /** Tasker instance the session's stream is (or was last) attached to. */
   serverInstance: string;
-  /** True while a stream is attached to the session on some instance. */
+  /**
+   * True while a stream is attached to the session on some instance. When an
+   * instance stops without detaching its sessions (a crash), they stay connected
+   * until silent for twice workers.lease_ms; then a reaper marks them disconnected.
+   */
   connected: boolean;
   /** When the last Heartbeat arrived. */
   lastHeartbeatAt?:

@@ -288,7 +288,8 @@ export interface StepRef {
   stepId: string;
   /**
    * 1-based attempt number: 1 for the first run, incremented each time the step
-   * is dispatched again after a retryable failure, timeout or lease expiry.
+   * is dispatched again — after a retryable failure, timeout or lease expiry,
+   * and after an operator's RetryStep or RetryTask (numbers are never reused).
    */
   attempt: number;
 }
@@ -325,7 +326,11 @@ export interface StepError {
     | undefined;
   /** Application-defined machine-readable code, e.g. `CARD_DECLINED`. Empty = none. */
   code: string;
-  /** UTF-8 JSON object with application-defined details. Empty bytes = none. */
+  /**
+   * UTF-8 JSON object with application-defined details. Empty bytes = none.
+   * Stored with the error: returned in Step.last_error (GetTask) and, as
+   * `details`, in the error of the failure's audit row (GetStepAudit) and event.
+   */
   detailsJson: Buffer;
 }
 

@@ -84,8 +84,23 @@ export interface CreateTaskRequest {
    */
   correlationId: string;
   /**
-   * Required when the template's identity strategy is CALLER_PROVIDED: a
-   * repeated key returns the task created with it. Ignored otherwise.
+   * Makes the creation idempotent. When set, the key alone identifies the task,
+   * whatever the template's identity strategy: a later request for the same
+   * template version (namespace/name@version as resolved, so an empty version
+   * that now resolves to a newer one does not match) with the same key returns
+   * the task created with it, as-is and in whatever state, with created = false —
+   * its context and other fields are not compared. The same key on another
+   * template or version identifies a different task. Per strategy:
+   * - CALLER_PROVIDED: required; empty fails with INVALID_ARGUMENT
+   *   (IDEMPOTENCY_KEY_REQUIRED).
+   * - STRICT: optional; with a key the context is no longer part of the identity
+   *   (two contexts, one key: one task; one context, two keys: two tasks);
+   *   without one the identity is the template version plus the context (key
+   *   order does not matter).
+   * - ALWAYS_UNIQUE: optional; with a key, repeats of the key return the first
+   *   task; without one every request creates a new task.
+   * The context is still validated against the template's context_schema
+   * before the identity is looked up.
    */
   idempotencyKey: string;
 }
@@ -97,8 +112,9 @@ export interface CreateTaskResponse {
     | Task
     | undefined;
   /**
-   * False when an identical task already existed under the template's identity
-   * strategy; it is returned as-is and nothing was created.
+   * False when the request identified a task that already existed (its
+   * idempotency_key, or the template's identity strategy); it is returned as-is
+   * and nothing was created.
    */
   created: boolean;
 }
@@ -160,11 +176,17 @@ export interface Step {
   /** Current state. */
   state: StepState;
   /**
-   * Attempts dispatched so far (0 before the first dispatch). Equals the
-   * attempt number of the current or last attempt.
+   * Attempts dispatched so far over the step's whole life (0 before the first
+   * dispatch). Equals the attempt number of the current or last attempt. Never
+   * reset: after RetryStep or RetryTask the next attempt continues the
+   * numbering, so an attempt number names one attempt forever.
    */
   attempts: number;
-  /** Attempts allowed by the step's retry policy (after environment overrides). */
+  /**
+   * Attempts allowed per allowance by the step's retry policy (after
+   * environment overrides). The step may run until attempts - attempt_base
+   * reaches it; after an operator retry attempts may exceed max_attempts.
+   */
   maxAttempts: number;
   /**
    * The step's result (any JSON value) once complete. Unset while there is none
@@ -199,6 +221,12 @@ export interface Step {
     | undefined;
   /** Names of the step's parents. */
   dependsOn: string[];
+  /**
+   * Attempts made before the current retry allowance: 0 until an operator
+   * retries the step (RetryStep, RetryTask), which sets it to `attempts`. The
+   * retry policy counts attempts - attempt_base against max_attempts.
+   */
+  attemptBase: number;
 }
 
 /** A dependency edge: to_step cannot start before from_step is done. */
@@ -394,7 +422,13 @@ export interface WatchTaskRequest {
 
 /** One thing that happened to a watched task. */
 export interface TaskUpdate {
-  /** Position in the server's event log; strictly increasing within a stream. */
+  /**
+   * Position in the server's event log of the event the update comes from;
+   * non-decreasing within a stream. A StepResult carries the cursor of the
+   * StepStateChanged (to complete) that it directly follows, so those two
+   * updates share one cursor; every other update has a greater cursor than the
+   * update before it.
+   */
   cursor: number;
   /** When it happened (commit time). */
   at?:
@@ -1207,6 +1241,7 @@ function createBaseStep(): Step {
     completedAt: undefined,
     nextAttemptAt: undefined,
     dependsOn: [],
+    attemptBase: 0,
   };
 }
 
@@ -1253,6 +1288,9 @@ export const Step: MessageFns<Step> = {
     }
     for (const v of message.dependsOn) {
       writer.uint32(114).string(v!);
+    }
+    if (message.attemptBase !== 0) {
+      writer.uint32(120).uint32(message.attemptBase);
     }
     return writer;
   },
@@ -1382,6 +1420,14 @@ export const Step: MessageFns<Step> = {
             message.dependsOn.push(reader.string());
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.attemptBase = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1446,6 +1492,11 @@ export const Step: MessageFns<Step> = {
         : globalThis.Array.isArray(object?.depends_on)
         ? object.depends_on.map((e: any) => globalThis.String(e))
         : [],
+      attemptBase: isSet(object.attemptBase)
+        ? globalThis.Number(object.attemptBase)
+        : isSet(object.attempt_base)
+        ? globalThis.Number(object.attempt_base)
+        : 0,
     };
   },
 
@@ -1493,6 +1544,9 @@ export const Step: MessageFns<Step> = {
     if (message.dependsOn?.length) {
       obj.dependsOn = message.dependsOn;
     }
+    if (message.attemptBase !== 0) {
+      obj.attemptBase = Math.round(message.attemptBase);
+    }
     return obj;
   },
 
@@ -1517,6 +1571,7 @@ export const Step: MessageFns<Step> = {
     message.completedAt = object.completedAt ?? undefined;
     message.nextAttemptAt = object.nextAttemptAt ?? undefined;
     message.dependsOn = object.dependsOn?.map((e) => e) || [];
+    message.attemptBase = object.attemptBase ?? 0;
     return message;
   },
 };
@@ -4405,8 +4460,9 @@ export const TaskServiceService = {
   /**
    * Creates a task from a template. The context is validated against the
    * template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
-   * step and edge is stored in one transaction. Under the template's identity
-   * strategy a duplicate request returns the existing task with created = false.
+   * step and edge is stored in one transaction. A request the idempotency_key or,
+   * without one, the template's identity strategy identifies as a repeat returns
+   * the existing task with created = false (see CreateTaskRequest.idempotency_key).
    */
   createTask: {
     path: "/tasker.v1.TaskService/CreateTask" as const,
@@ -4468,7 +4524,9 @@ export const TaskServiceService = {
   },
   /**
    * Runs a step in `error` again: it returns to pending, ready at once (no
-   * backoff), with a fresh allowance of max_attempts attempts. The task leaves
+   * backoff), with a fresh allowance of max_attempts attempts. Attempt numbers
+   * are not reset: the next attempt is Step.attempts + 1, and Step.attempt_base
+   * records where the new allowance starts. The task leaves
    * blocked_by_failures/error. FAILED_PRECONDITION for any other state.
    */
   retryStep: {
@@ -4544,8 +4602,9 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   /**
    * Creates a task from a template. The context is validated against the
    * template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
-   * step and edge is stored in one transaction. Under the template's identity
-   * strategy a duplicate request returns the existing task with created = false.
+   * step and edge is stored in one transaction. A request the idempotency_key or,
+   * without one, the template's identity strategy identifies as a repeat returns
+   * the existing task with created = false (see CreateTaskRequest.idempotency_key).
    */
   createTask: handleUnaryCall<CreateTaskRequest, CreateTaskResponse>;
   /** Returns one task with its steps, edges, results and execution context. */
@@ -4567,7 +4626,9 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   retryTask: handleUnaryCall<RetryTaskRequest, RetryTaskResponse>;
   /**
    * Runs a step in `error` again: it returns to pending, ready at once (no
-   * backoff), with a fresh allowance of max_attempts attempts. The task leaves
+   * backoff), with a fresh allowance of max_attempts attempts. Attempt numbers
+   * are not reset: the next attempt is Step.attempts + 1, and Step.attempt_base
+   * records where the new allowance starts. The task leaves
    * blocked_by_failures/error. FAILED_PRECONDITION for any other state.
    */
   retryStep: handleUnaryCall<RetryStepRequest, RetryStepResponse>;
@@ -4601,8 +4662,9 @@ export interface TaskServiceClient extends Client {
   /**
    * Creates a task from a template. The context is validated against the
    * template's context_schema (INVALID_ARGUMENT, CONTEXT_INVALID), then every
-   * step and edge is stored in one transaction. Under the template's identity
-   * strategy a duplicate request returns the existing task with created = false.
+   * step and edge is stored in one transaction. A request the idempotency_key or,
+   * without one, the template's identity strategy identifies as a repeat returns
+   * the existing task with created = false (see CreateTaskRequest.idempotency_key).
    */
   createTask(
     request: CreateTaskRequest,
@@ -4694,7 +4756,9 @@ export interface TaskServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Runs a step in `error` again: it returns to pending, ready at once (no
-   * backoff), with a fresh allowance of max_attempts attempts. The task leaves
+   * backoff), with a fresh allowance of max_attempts attempts. Attempt numbers
+   * are not reset: the next attempt is Step.attempts + 1, and Step.attempt_base
+   * records where the new allowance starts. The task leaves
    * blocked_by_failures/error. FAILED_PRECONDITION for any other state.
    */
   retryStep(

@@ -42,14 +42,18 @@ export const protobufFileName = "tasker/v1/template.proto";
  * template's namespace. Errors and metadata conventions: see common.proto.
  */
 
-/** How a CreateTask request is matched against tasks that already exist. */
+/**
+ * How a CreateTask request is matched against tasks that already exist. Under
+ * every strategy a non-empty CreateTaskRequest.idempotency_key, when given,
+ * is the identity instead (see its comment).
+ */
 export enum IdentityStrategy {
   /** IDENTITY_STRATEGY_UNSPECIFIED - Not set; the server applies IDENTITY_STRATEGY_STRICT. */
   IDENTITY_STRATEGY_UNSPECIFIED = 0,
   /**
-   * IDENTITY_STRATEGY_STRICT - The task's identity is a hash of the template ref and the normalized
-   * context: creating a task identical to an existing one returns that task
-   * (CreateTaskResponse.created = false).
+   * IDENTITY_STRATEGY_STRICT - Without an idempotency key, the task's identity is a hash of the template
+   * ref and the normalized context: creating a task identical to an existing
+   * one returns that task (CreateTaskResponse.created = false).
    */
   IDENTITY_STRATEGY_STRICT = 1,
   /**
@@ -57,7 +61,10 @@ export enum IdentityStrategy {
    * fails with INVALID_ARGUMENT); a repeated key returns the existing task.
    */
   IDENTITY_STRATEGY_CALLER_PROVIDED = 2,
-  /** IDENTITY_STRATEGY_ALWAYS_UNIQUE - Every CreateTask creates a new task. */
+  /**
+   * IDENTITY_STRATEGY_ALWAYS_UNIQUE - Without an idempotency key every CreateTask creates a new task; with one,
+   * a repeated key returns the existing task.
+   */
   IDENTITY_STRATEGY_ALWAYS_UNIQUE = 3,
   UNRECOGNIZED = -1,
 }
@@ -103,9 +110,12 @@ export function identityStrategyToJSON(object: IdentityStrategy): string {
 export enum Backoff {
   /** BACKOFF_UNSPECIFIED - Not set; the server applies BACKOFF_EXPONENTIAL. */
   BACKOFF_UNSPECIFIED = 0,
-  /** BACKOFF_EXPONENTIAL - Delay before attempt n+1 is base_ms * 2^(n-1). */
+  /**
+   * BACKOFF_EXPONENTIAL - Delay before attempt n+1 is base_ms * 2^(n-1), n counted within the step's
+   * current retry allowance (an operator retry starts a new one at n = 1).
+   */
   BACKOFF_EXPONENTIAL = 1,
-  /** BACKOFF_LINEAR - Delay before attempt n+1 is base_ms * n. */
+  /** BACKOFF_LINEAR - Delay before attempt n+1 is base_ms * n (n counted as for EXPONENTIAL). */
   BACKOFF_LINEAR = 2,
   /** BACKOFF_FIXED - Delay is always base_ms. */
   BACKOFF_FIXED = 3,
@@ -235,7 +245,10 @@ export interface StepTemplate {
 
 /** When and how often a failed step is attempted again. */
 export interface RetryPolicy {
-  /** Total number of attempts including the first. 0 = default (3). 1 = never retry. */
+  /**
+   * Total number of attempts including the first. 0 = default (3). 1 = never retry.
+   * An operator retry (RetryStep, RetryTask) grants this many again.
+   */
   maxAttempts: number;
   /** Shape of the delay between attempts. Unspecified = exponential. */
   backoff: Backoff;

@@ -511,7 +511,13 @@ export interface StepAssignment {
     | undefined;
   /** The task's correlation id; empty = none. SDKs attach it to their logs. */
   correlationId: string;
-  /** Attempts allowed in total; attempt == max_attempts means this is the last. */
+  /**
+   * The number of the last attempt the step's current retry allowance permits:
+   * attempt == max_attempts means this is the last. It is the retry policy's
+   * max_attempts until an operator retries the step (RetryStep, RetryTask);
+   * attempt numbers then keep counting up and the new allowance ends at the
+   * attempts already made plus max_attempts.
+   */
   maxAttempts: number;
   /** The per-attempt timeout in milliseconds that produced the deadline. */
   timeoutMs: number;
