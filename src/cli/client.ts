@@ -29,7 +29,8 @@ export const CLIENT_OPTIONS = {
 export const CLIENT_USAGE = `      --address <h:p>   server to call (default: server.host:server.port from config)
       --token <token>   bearer token (default: the first configured token with the needed role)
       --ca-file <file>  PEM CA to trust when server.tls.enabled (default: system roots)
-      --json            print JSON (one object per line for streams) instead of text`;
+      --json            print JSON instead of text, one object per line (per file,
+                        template, session or watch update; one per page for task list)`;
 
 /** Where and how to call. */
 export interface Connection {
@@ -93,6 +94,16 @@ export function createClients(connection: Connection): TaskerClients {
   };
 }
 
+/**
+ * The violations of a refused document as indented `path: message` lines, leaving out
+ * those the error message already states (servers put the first, or all, in it).
+ */
+export function violationLines(message: string, violations: ReadonlyArray<{ path?: string; message?: string }>): string[] {
+  return violations
+    .filter((v) => !message.includes(v.path ? `${v.path}: ${v.message ?? ''}` : (v.message ?? '')))
+    .map((v) => `  ${v.path || '/'}: ${v.message ?? ''}`);
+}
+
 const CATEGORY_OF_STATUS = new Map<number, ErrorCategory>(
   Object.entries(STATUS_OF_CATEGORY).map(([category, status]) => [status, category as ErrorCategory]),
 );
@@ -114,8 +125,8 @@ export class RemoteCallError extends AppError {
       details = {};
     }
     const violations = Array.isArray(details['violations']) ? (details['violations'] as Array<{ path?: string; message?: string }>) : [];
-    const lines = violations.map((v) => `\n  ${v.path || '/'}: ${v.message ?? ''}`).join('');
     const unreachable = err.code === grpc.status.UNAVAILABLE && !reason ? ' (is the server running? see --address)' : '';
+    const lines = violationLines(err.details, violations).map((line) => `\n${line}`).join('');
     super(`${grpc.status[err.code] ?? err.code} ${code === grpc.status[err.code] ? '' : `${code}: `}${err.details}${unreachable}${lines}`, details);
     this.code = code;
     this.status = err.code;

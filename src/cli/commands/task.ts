@@ -36,11 +36,17 @@ export const taskStateName = (s: TaskState): string => taskStateToJSON(s).replac
 /** `STEP_STATE_COMPLETE` → `complete`. */
 export const stepStateName = (s: StepState): string => stepStateToJSON(s).replace(/^STEP_STATE_/, '').toLowerCase();
 
-/** One step as a line. */
+/**
+ * One step as a line: name, state, attempts used of the current allowance (an
+ * operator retry starts a new one; the attempt numbering goes on), id, result, and
+ * the last error (kept after a later attempt or an operator repair succeeds).
+ */
 export function formatStep(s: Step): string {
+  const used = `${s.attempts - s.attemptBase}/${s.maxAttempts}`;
+  const retried = s.attemptBase > 0 ? `  retried after attempt ${s.attemptBase}` : '';
   const result = s.result === undefined ? '' : `  result=${JSON.stringify(s.result)}`;
-  const error = s.lastError ? `  error=${s.lastError.errorClass}: ${s.lastError.message}` : '';
-  return `${s.name.padEnd(24)} ${stepStateName(s.state).padEnd(18)} ${s.attempts}/${s.maxAttempts}  ${s.stepId}${result}${error}`;
+  const error = s.lastError ? `  last_error=${s.lastError.errorClass}: ${s.lastError.message}` : '';
+  return `${s.name.padEnd(24)} ${stepStateName(s.state).padEnd(18)} ${used}  ${s.stepId}${retried}${result}${error}`;
 }
 
 /** A task with its steps as lines. */
@@ -81,7 +87,15 @@ function printTask(io: CliIo, task: Task | undefined, json: boolean, extra: Reco
 
 async function contextOf(values: Values): Promise<Record<string, unknown>> {
   if (values.context !== undefined && values['context-file'] !== undefined) throw new UsageError('give --context or --context-file, not both');
-  const text = values['context-file'] !== undefined ? await readFile(values['context-file'], 'utf8') : values.context;
+  const file = values['context-file'];
+  let text = values.context;
+  if (file !== undefined) {
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
   if (text === undefined) return {};
   let parsed: unknown;
   try {
@@ -95,9 +109,8 @@ async function contextOf(values: Values): Promise<Record<string, unknown>> {
 
 function intOption(value: string | undefined, name: string): number {
   if (value === undefined) return 0;
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new UsageError(`--${name} must be an integer, got ${value}`);
-  return n;
+  if (!/^-?\d+$/.test(value)) throw new UsageError(`--${name} must be an integer, got ${value}`);
+  return Number(value);
 }
 
 /** `ns/name[@version]`. */
@@ -146,6 +159,7 @@ async function list(c: TaskerClients, values: Values, io: CliIo): Promise<number
     if (state === undefined) throw new UsageError(`unknown state ${name} (states: ${[...STATE_BY_NAME.keys()].join(', ')})`);
     return state;
   });
+  if ((values.tag?.length ?? 0) > 1) throw new UsageError('task list filters on one --tag');
   const res = await call(
     c.tasks.listTasks.bind(c.tasks),
     {

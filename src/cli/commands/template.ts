@@ -8,7 +8,7 @@ import { templateKey } from '../../domain/template.js';
 import { TaskTemplate as ProtoTaskTemplate } from '../../gen/tasker/v1/template.js';
 import { templateToProto } from '../../grpc/mappers/template.js';
 import type { Config } from '../../config/schema.js';
-import { call, CLIENT_OPTIONS, CLIENT_USAGE, connectionFor, createClients } from '../client.js';
+import { call, CLIENT_OPTIONS, CLIENT_USAGE, connectionFor, createClients, violationLines } from '../client.js';
 import type { CliIo, Command } from '../command.js';
 import { COMMON_USAGE, loadCliConfig, parseCommandArgs, println, UsageError } from '../command.js';
 
@@ -42,7 +42,7 @@ async function parseFile(file: string, config: Config): Promise<TaskTemplate> {
 
 function printViolations(io: CliIo, err: ValidationError): void {
   println(io.stderr, `tasker: ${err.message}`);
-  for (const v of err.violations) println(io.stderr, `  ${v.path || '/'}: ${v.message}`);
+  for (const line of violationLines(err.message, err.violations)) println(io.stderr, line);
 }
 
 function describe(t: TaskTemplate): string {
@@ -104,7 +104,8 @@ async function list(values: Values, io: CliIo): Promise<number> {
     if (res.templates.length === 0) println(io.stdout, 'No templates.');
     for (const t of res.templates) {
       const at = t.createdAt ? t.createdAt.toISOString() : '';
-      println(io.stdout, `${`${t.namespace}/${t.name}@${t.version}`.padEnd(48)} ${String(t.steps.length).padStart(3)} steps  ${at}  ${t.description}`);
+      const steps = `${String(t.steps.length).padStart(3)} step${t.steps.length === 1 ? ' ' : 's'}`;
+      println(io.stdout, `${`${t.namespace}/${t.name}@${t.version}`.padEnd(48)} ${steps}  ${at}  ${t.description}`.trimEnd());
     }
     return 0;
   } finally {
