@@ -50,6 +50,10 @@ Options:
   --concurrency N       concurrency of each worker
   --pool N              server database pool size (TASKER_DATABASE_POOL_SIZE)
   --duration S          seconds to observe (sessions)
+  --heap                sessions: heap snapshots of the server before and after the sessions connect, compared
+  --worker-receive-bytes N
+                        the Node workers' gRPC receive limit (default grpc-js's 4 MiB); for engines older
+                        than workers.max_batch_bytes, whose StepBatches deep in dag-scale exceed it
   -h, --help`;
 
 function positiveInt(name: string, value: string | undefined): number | null {
@@ -73,6 +77,8 @@ function parse(argv: string[]): { scenarios: string[]; options: RunOptions; data
       concurrency: { type: 'string' },
       pool: { type: 'string' },
       duration: { type: 'string' },
+      heap: { type: 'boolean', default: false },
+      'worker-receive-bytes': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -93,6 +99,8 @@ function parse(argv: string[]): { scenarios: string[]; options: RunOptions; data
       concurrency: positiveInt('concurrency', values.concurrency),
       pool: positiveInt('pool', values.pool),
       duration: positiveInt('duration', values.duration),
+      heap: values.heap ?? false,
+      workerReceiveBytes: positiveInt('worker-receive-bytes', values['worker-receive-bytes']),
     },
   };
 }

@@ -42,7 +42,7 @@ const KINDS: ReadonlyArray<[label: string, fragment: RegExp]> = [
   ['claim (claimReadySteps)', /with locked as/i],
   ['outcome apply (applyStepChanges)', /update workflow_steps s set state = i\.to_state/i],
   ['task settle (applyTaskChanges)', /update tasks t set state = i\.to_state|moved as \( update tasks/i],
-  ['ancestor results (fetchAncestorResults)', /with recursive anc/i],
+  ['idle poll (readyHandlers)', /where exists \( select 1 from workflow_steps s where s\.handler = h\.handler/i],
   ['lock steps (lockSteps)', /for update of s/i],
   ['tasks with ready pending', /s\.pending_parents = 0\)/i],
   ['task create (insertTaskGraph)', /with task as \( insert into tasks/i],

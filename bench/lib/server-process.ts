@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { repoRoot } from './paths.js';
@@ -20,6 +20,8 @@ export interface ServerProcessOptions {
   readonly logFile: string;
   /** Run under `node --cpu-prof` and write the profile here on exit. */
   readonly cpuProfDir?: string | null;
+  /** Allow {@link ServerProcess.heapSnapshot}, writing the snapshots here. */
+  readonly heapSnapshotDir?: string | null;
   /** Extra TASKER_* variables (e.g. TASKER_DATABASE_POOL_SIZE). */
   readonly env?: Readonly<Record<string, string>>;
   /** How long start-up may take. Default 60 s. */
@@ -35,6 +37,8 @@ export interface ServerProcess {
   readonly env: Readonly<Record<string, string>>;
   /** Throws if the server exited (it should run until `stop()`): a crash ends the scenario at once instead of at its timeout. */
   assertRunning(): void;
+  /** Writes a V8 heap snapshot (SIGUSR2; only with `heapSnapshotDir`) and returns its file once complete. */
+  heapSnapshot(): Promise<string>;
   /** SIGTERM, wait for the graceful stop; returns the .cpuprofile written, if profiling. */
   stop(): Promise<string | null>;
 }
@@ -75,6 +79,11 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   if (options.cpuProfDir) {
     await mkdir(options.cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', options.cpuProfDir);
+  }
+  const heapDir = options.heapSnapshotDir ?? null;
+  if (heapDir) {
+    await mkdir(heapDir, { recursive: true });
+    nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`);
   }
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'serve'], {
     cwd: repoRoot,
@@ -118,6 +127,23 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
     env: redacted,
     assertRunning() {
       if (exitedWith !== null && !stopping) throw new Error(`the server exited unexpectedly (${exitedWith}); log: ${options.logFile}`);
+    },
+    async heapSnapshot() {
+      if (!heapDir) throw new Error('the server was started without heapSnapshotDir');
+      const snapshots = async () => (await readdir(heapDir)).filter((f) => f.endsWith('.heapsnapshot'));
+      const before = new Set(await snapshots());
+      child.kill('SIGUSR2');
+      // The snapshot is written by the server's main thread: done once the file stops growing.
+      let last = -1;
+      for (let i = 0; i < 1200; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        const file = (await snapshots()).find((f) => !before.has(f));
+        if (!file) continue;
+        const size = (await stat(join(heapDir, file))).size;
+        if (size > 0 && size === last) return join(heapDir, file);
+        last = size;
+      }
+      throw new Error('the server wrote no heap snapshot within 5 minutes');
     },
     async stop() {
       stopping = true;

@@ -41,6 +41,10 @@ export interface RunOptions {
   readonly pool: number | null;
   /** Seconds (`--duration`, sessions). */
   readonly duration: number | null;
+  /** Heap snapshots of the server (`--heap`, sessions). */
+  readonly heap: boolean;
+  /** The Node workers' gRPC receive limit (`--worker-receive-bytes`); null = grpc-js's default. */
+  readonly workerReceiveBytes: number | null;
 }
 
 /** The run-wide parts a scenario gets. */
@@ -104,6 +108,7 @@ export async function withStack<T>(ctx: RunContext, scenario: string, extras: St
       databaseUrl,
       logFile: join(ctx.outDir, `${scenario}-server.log`),
       cpuProfDir: ctx.options.profile ? join(ctx.outDir, 'profiles') : null,
+      heapSnapshotDir: ctx.options.heap ? join(ctx.outDir, 'heap') : null,
       env,
     });
     extras.serverEnv = server.env;
@@ -117,6 +122,8 @@ export async function withStack<T>(ctx: RunContext, scenario: string, extras: St
       engine,
       server: running,
       async startWorkers(language, count, options = {}) {
+        const receive = ctx.options.workerReceiveBytes;
+        const env = { ...(receive && language === 'node' ? { BENCH_MAX_RECEIVE_BYTES: String(receive) } : {}), ...(options.env ?? {}) };
         const started = await Promise.all(
           Array.from({ length: count }, () => {
             const n = ++workerSeq;
@@ -128,6 +135,7 @@ export async function withStack<T>(ctx: RunContext, scenario: string, extras: St
               name: `bench-${language}-${n}`,
               logFile: join(ctx.outDir, `${scenario}-worker-${language}-${n}.log`),
               ...options,
+              env,
             });
           }),
         );

@@ -18,15 +18,6 @@ import { mixedDag } from '../lib/templates.js';
 
 const CREATIONS = 3;
 const QUERY_RUNS = 10;
-/**
- * The workers' gRPC receive limit. Every assignment carries the results of all the
- * step's ancestors keyed by name, so deep in a 10,000-step DAG one assignment is tens
- * of KB and a full StepBatch exceeds grpc-js's default 4 MiB: the worker's stream
- * fails, it resumes, reports the unreceived steps lost, and after three losses they
- * are in error. Raised here so the run completes; the README records the defect.
- */
-const MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
-
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const started = performance.now();
   const value = await fn();
@@ -63,10 +54,9 @@ async function measureSize(stack: Stack, size: number): Promise<{ figures: Figur
 
   await stack.resetDbStats();
   const cpu = stack.cpuWindow();
-  const workers = await stack.startWorkers('node', options.workers ?? 2, {
-    concurrency: options.concurrency ?? 256,
-    env: { BENCH_MAX_RECEIVE_BYTES: String(MAX_RECEIVE_BYTES) },
-  });
+  // The workers keep grpc-js's default 4 MiB receive limit: the server bounds each
+  // StepBatch by bytes (workers.max_batch_bytes), however many ancestor results it carries.
+  const workers = await stack.startWorkers('node', options.workers ?? 2, { concurrency: options.concurrency ?? 256 });
   const started = performance.now();
   await waitForTask(engine.database.db, taskId, Math.max(120_000, size * 30), () => stack.server.assertRunning());
   const wallMs = performance.now() - started;

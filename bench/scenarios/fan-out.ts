@@ -87,7 +87,7 @@ export async function fanOut(stack: Stack): Promise<ScenarioResult> {
     ],
     targets: [],
     notes: [
-      'the join is claimed with the results of all its ancestors (fetchAncestorResults); its enqueue time includes that walk',
+      'the join is claimed with the results of all its ancestors (the claim walks them once and the server assembles the JSON); its enqueue time includes that',
       'CPU % is CPU ms over the DB-measured run (first enqueue -> task complete); the CPU window itself also spans the workers starting',
     ],
     details: { window, stepTimes: t, cpu: cpuUse, statements, wal, createMs, registerMs },

@@ -3,16 +3,21 @@
  * by a few swarm processes (default 2; bench/workers/session-swarm.ts) whose
  * sessions share one HTTP/2 connection each. After every session is welcomed, the
  * server's RSS is sampled every second and its CPU (and PostgreSQL's) measured over
- * 30 s (default).
+ * 30 s (default). With `--heap`, heap snapshots of the server before the sessions
+ * connect and once they are connected show what they added, by constructor.
  */
 import { sql } from 'kysely';
 import type { ScenarioResult } from '../lib/report.js';
+import { heapGrowth } from '../lib/heap-snapshot.js';
+import type { HeapGrowth } from '../lib/heap-snapshot.js';
 import { checkTarget } from '../lib/report.js';
 import { peakRssMiB, rssMiB } from '../lib/proc-stats.js';
 import type { Stack } from '../lib/stack.js';
 import { round } from '../lib/stats.js';
 
 const IDLE_HANDLER = 'bench.idle';
+
+const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1);
 
 async function activeSessions(stack: Stack): Promise<number> {
   const { rows } = await sql<{ n: string }>`
@@ -27,6 +32,7 @@ export async function sessions(stack: Stack): Promise<ScenarioResult> {
   const processes = Math.min(total, options.workers ?? 2);
   const seconds = options.duration ?? (options.smoke ? 3 : 30);
   const pid = stack.server.pid;
+  const heapBefore = options.heap ? await stack.server.heapSnapshot() : null;
   const rssBefore = rssMiB(pid);
   const perProcess = Array.from({ length: processes }, (_, i) => Math.floor(total / processes) + (i < total % processes ? 1 : 0));
   const connectStarted = performance.now();
@@ -45,6 +51,12 @@ export async function sessions(stack: Stack): Promise<ScenarioResult> {
   const connected = await activeSessions(stack);
   stack.ctx.log(`${connected} sessions active after ${Math.round(connectMs)} ms; observing ${seconds} s`);
   const rssConnected = rssMiB(pid);
+  let heap: HeapGrowth | null = null;
+  if (heapBefore) {
+    heap = heapGrowth(heapBefore, await stack.server.heapSnapshot());
+    stack.ctx.log(`JS heap ${mib(heap.beforeBytes)} -> ${mib(heap.afterBytes)} MiB; grew most (bytes, objects, kind):`);
+    for (const e of heap.top.slice(0, 15)) stack.ctx.log(`  ${(e.bytes / 1024).toFixed(0).padStart(7)} KiB ${String(e.count).padStart(7)}  ${e.name}`);
+  }
   const samples: number[] = [];
   await stack.resetDbStats();
   const cpu = stack.cpuWindow(swarms);
@@ -76,12 +88,19 @@ export async function sessions(stack: Stack): Promise<ScenarioResult> {
       { name: 'PostgreSQL CPU over the window', value: round(use.postgres.percentOfCore, 1), unit: '% of a core' },
       { name: 'swarm processes CPU over the window', value: round(use.workers.percentOfCore, 1), unit: '% of a core' },
       { name: 'swarm processes RSS (sum)', value: round(swarmRss, 1), unit: 'MiB' },
+      ...(heap
+        ? [
+            { name: 'server JS heap before / with sessions (snapshots)', value: `${mib(heap.beforeBytes)} / ${mib(heap.afterBytes)}`, unit: 'MiB' },
+            { name: 'server JS heap per session', value: round((heap.afterBytes - heap.beforeBytes) / 1024 / total, 1), unit: 'KiB' },
+          ]
+        : []),
     ],
     targets: [checkTarget('<= 300 MB server RSS with 1,000 sessions', round(Math.max(maxSampled ?? 0, rssConnected ?? 0), 1), 'MiB', 300, 'max')],
     notes: [
       'heartbeat interval is the server default (workers.heartbeat_interval_ms = 5000), so ~sessions/5 heartbeats per second, each renewing the session (and its leases) in the database',
       'RSS includes the tsx loader the server runs under (node --import tsx), as started by the harness',
+      ...(heap ? ['--heap: taking the snapshots grows the server RSS; read the RSS figures from a run without --heap'] : []),
     ],
-    details: { rssSamplesMiB: samples, cpu: use, connectMs, statements, wal },
+    details: { rssSamplesMiB: samples, cpu: use, connectMs, statements, wal, heap },
   };
 }
