@@ -463,7 +463,11 @@ export interface Drain {
 
 /**
  * Steps assigned to this session. Each step is leased to the session until it
- * is reported final, cancelled, or its lease expires.
+ * is reported final, cancelled, or its lease expires. A batch holds at most the
+ * session's open credit and at most the server's workers.max_batch_bytes of
+ * assignments (3 MiB by default, under gRPC's default 4 MiB receive limit); a step
+ * whose assignment alone is larger is never sent: it fails, not retryable, with
+ * error class AssignmentTooLarge and code ASSIGNMENT_TOO_LARGE.
  */
 export interface StepBatch {
   /** Identifier of the batch, echoed in BatchCompleted. */
