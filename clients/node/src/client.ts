@@ -196,12 +196,19 @@ export class TaskerClient {
     return { task: taskFromProto(present(response.task, 'task')), cancelledStepIds: [...response.cancelledStepIds] };
   }
 
-  /** Retries every step of the task that is in `error`. */
+  /**
+   * Retries every step of the task that is in `error`, each with a fresh allowance of
+   * attempts (see {@link retryStep}).
+   */
   async retryTask(taskId: string, reason = ''): Promise<Task> {
     return taskFromProto(present((await this.#unary(this.#tasks, this.#tasks.retryTask, { taskId, reason })).task, 'task'));
   }
 
-  /** Runs a step in `error` again, with a fresh allowance of attempts. */
+  /**
+   * Runs a step in `error` again, with a fresh allowance of attempts. Attempt numbers
+   * are not reset: the returned step's `attemptBase` equals its `attempts`, and its
+   * `attemptsInAllowance` starts again at 0.
+   */
   async retryStep(stepId: string, reason = ''): Promise<TaskStep> {
     return taskStepFromProto(present((await this.#unary(this.#tasks, this.#tasks.retryStep, { stepId, reason })).step, 'step'));
   }

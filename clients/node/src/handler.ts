@@ -22,7 +22,12 @@ export interface Step {
   readonly id: string;
   /** 1-based attempt number; every report about this run carries it. */
   readonly attempt: number;
-  /** Attempts allowed in total; `attempt === maxAttempts` is the last. */
+  /**
+   * Number of the last attempt the step's current retry allowance permits:
+   * `attempt === maxAttempts` is the last. It is the retry policy's `maxAttempts` until
+   * an operator retries the step; attempt numbers then keep counting up and the server
+   * sends the attempts already made plus the policy's `maxAttempts`.
+   */
   readonly maxAttempts: number;
   readonly taskId: string;
   /** Step name from the template; the key of this step's result for its descendants. */

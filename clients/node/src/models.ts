@@ -45,9 +45,23 @@ export interface TaskStep {
   readonly name: string;
   readonly handler: string;
   readonly state: StepStateName;
-  /** Attempts dispatched so far. */
+  /**
+   * Attempts dispatched so far: the number of the current or last attempt. Never reset,
+   * so after an operator retry it keeps counting up and may exceed `maxAttempts`.
+   */
   readonly attempts: number;
+  /** Attempts allowed per retry allowance by the step's retry policy. */
   readonly maxAttempts: number;
+  /**
+   * Attempts made before the current retry allowance: 0 until an operator retries the
+   * step (`retryStep`, `retryTask`), which sets it to `attempts`.
+   */
+  readonly attemptBase: number;
+  /**
+   * Attempts used in the current allowance (`attempts - attemptBase`), the count the
+   * retry policy holds against `maxAttempts`: the step is retried while it is below.
+   */
+  readonly attemptsInAllowance: number;
   /** The result once complete; undefined while there is none (or results were omitted). */
   readonly result: unknown;
   readonly lastError: StepFailure | null;
@@ -238,6 +252,8 @@ export function taskStepFromProto(s: ProtoStep): TaskStep {
     state: stepStateName(s.state) ?? 'pending',
     attempts: s.attempts,
     maxAttempts: s.maxAttempts,
+    attemptBase: s.attemptBase,
+    attemptsInAllowance: s.attempts - s.attemptBase,
     result: s.result,
     lastError: s.lastError ? failureFromProto(s.lastError) : null,
     dependsOn: [...s.dependsOn],

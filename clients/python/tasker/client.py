@@ -220,12 +220,16 @@ class TaskerClient:
         return CancelledTask(Task.from_proto(response.task), list(response.cancelled_step_ids))
 
     def retry_task(self, task_id: str, reason: str = "") -> Task:
-        """Retries every step of the task that is in ``error``."""
+        """Retries every step of the task that is in ``error``, each with a fresh allowance of attempts."""
         request = task_pb2.RetryTaskRequest(task_id=task_id, reason=reason)
         return Task.from_proto(self._unary(self._tasks.RetryTask, request).task)
 
     def retry_step(self, step_id: str, reason: str = "") -> TaskStep:
-        """Runs a step in ``error`` again, with a fresh allowance of attempts."""
+        """Runs a step in ``error`` again, with a fresh allowance of attempts.
+
+        Attempt numbers are not reset: the returned step's ``attempt_base`` equals its
+        ``attempts``, and its ``attempts_in_allowance`` starts again at 0.
+        """
         request = task_pb2.RetryStepRequest(step_id=step_id, reason=reason)
         return TaskStep.from_proto(self._unary(self._tasks.RetryStep, request).step)
 

@@ -46,6 +46,10 @@ class Step:
     #: When the server times the attempt out (None when it sent no deadline).
     deadline: Optional[_dt.datetime] = None
     correlation_id: str = ""
+    #: Number of the last attempt the step's current retry allowance permits
+    #: (``attempt == max_attempts`` is the last): the retry policy's max_attempts
+    #: until an operator retries the step, then the attempts already made plus that
+    #: allowance.
     max_attempts: int = 0
     timeout_ms: int = 0
 

@@ -92,7 +92,11 @@ class TaskStep:
     name: str
     handler: str
     state: str
+    #: Attempts dispatched so far: the number of the current or last attempt. Never
+    #: reset, so after an operator retry it keeps counting up and may exceed
+    #: ``max_attempts``.
     attempts: int
+    #: Attempts allowed per retry allowance by the step's retry policy.
     max_attempts: int
     result: Any
     last_error: Optional[ErrorInfo]
@@ -102,6 +106,18 @@ class TaskStep:
     started_at: Optional[_dt.datetime]
     completed_at: Optional[_dt.datetime]
     next_attempt_at: Optional[_dt.datetime]
+    #: Attempts made before the current retry allowance: 0 until an operator retries
+    #: the step (``retry_step``, ``retry_task``), which sets it to ``attempts``.
+    attempt_base: int = 0
+
+    @property
+    def attempts_in_allowance(self) -> int:
+        """Attempts used in the current retry allowance (``attempts - attempt_base``).
+
+        This is what the retry policy counts against ``max_attempts``: the step is
+        retried while it is below.
+        """
+        return self.attempts - self.attempt_base
 
     @classmethod
     def from_proto(cls, s: task_pb2.Step) -> "TaskStep":
@@ -120,6 +136,7 @@ class TaskStep:
             started_at=_ts(s, "started_at"),
             completed_at=_ts(s, "completed_at"),
             next_attempt_at=_ts(s, "next_attempt_at"),
+            attempt_base=s.attempt_base,
         )
 
 

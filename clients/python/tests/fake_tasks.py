@@ -70,6 +70,12 @@ class FakeTasks(task_pb2_grpc.TaskServiceServicer):
         return task_pb2.CompleteStepResponse(
             step=task_pb2.Step(step_id=request.step_id, state=common_pb2.STEP_STATE_COMPLETE, result=request.result))
 
+    def RetryStep(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._seen(request, context)
+        return task_pb2.RetryStepResponse(step=task_pb2.Step(
+            step_id=request.step_id, name="charge", state=common_pb2.STEP_STATE_PENDING,
+            attempts=3, max_attempts=3, attempt_base=3))
+
     def WatchTask(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._seen(request, context)
         yield task_pb2.TaskUpdate(cursor=1, task_state_changed=task_pb2.TaskStateChanged(

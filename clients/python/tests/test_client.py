@@ -75,6 +75,13 @@ def test_complete_step_sends_any_json_value(env):
     assert tasks.requests[-1].reason == "manual"
 
 
+def test_retry_step_returns_the_step_with_a_fresh_allowance(env):
+    client, tasks, _ = env
+    step = client.retry_step("s3", reason="fixed upstream")
+    assert (tasks.requests[-1].step_id, tasks.requests[-1].reason) == ("s3", "fixed upstream")
+    assert (step.state, step.attempts, step.attempt_base, step.attempts_in_allowance) == ("pending", 3, 3, 0)
+
+
 def test_watch_task_yields_updates_until_the_stream_ends(env):
     client, _, _ = env
     updates = list(client.watch_task("t1"))

@@ -44,6 +44,14 @@ class ClientTest < Minitest::Test
                                          cancelled_step_ids: %w[st-1 st-2])
     end
 
+    def retry_step(request, _call)
+      @requests << [request, nil]
+      Tasker::V1::RetryStepResponse.new(step: Tasker::V1::Step.new(
+        step_id: request.step_id, name: 'charge', state: :STEP_STATE_PENDING, attempts: 3, max_attempts: 3,
+        attempt_base: 3
+      ))
+    end
+
     def get_task(request, _call)
       if request.task_id == 'missing'
         raise GRPC::NotFound.new('task missing not found',
@@ -135,6 +143,13 @@ class ClientTest < Minitest::Test
   def test_cancel_task_returns_the_task_and_the_cancelled_steps
     result = @client.cancel_task('t-5', reason: 'no longer needed')
     assert_equal [:cancelled, %w[st-1 st-2]], [result.task.state, result.cancelled_step_ids]
+  end
+
+  def test_retry_step_returns_the_step_with_a_fresh_allowance
+    step = @client.retry_step('st-3', reason: 'fixed upstream')
+    request, = @peer.requests.pop
+    assert_equal ['st-3', 'fixed upstream'], [request.step_id, request.reason]
+    assert_equal [:pending, 3, 3, 0], [step.state, step.attempts, step.attempt_base, step.attempts_in_allowance]
   end
 
   def test_server_errors_become_tasker_errors_with_reason_and_details

@@ -101,14 +101,17 @@ module Tasker
       CancelledTask.new(task: Task.from_proto(response.task), cancelled_step_ids: response.cancelled_step_ids.to_a)
     end
 
-    # Retries every step of the task that is in `error`.
+    # Retries every step of the task that is in `error`, each with a fresh
+    # allowance of attempts (see {#retry_step}).
     # @return [Tasker::Task]
     def retry_task(task_id, reason: nil)
       request = Tasker::V1::RetryTaskRequest.new(task_id: task_id.to_s, reason: reason.to_s)
       Task.from_proto(unary(@tasks, :retry_task, request).task)
     end
 
-    # Runs a step in `error` again, with a fresh allowance of attempts.
+    # Runs a step in `error` again, with a fresh allowance of attempts. Attempt
+    # numbers are not reset: the returned step's `attempt_base` equals its
+    # `attempts`, and its `attempts_in_allowance` starts again at 0.
     # @return [Tasker::TaskStep]
     def retry_step(step_id, reason: nil)
       request = Tasker::V1::RetryStepRequest.new(step_id: step_id.to_s, reason: reason.to_s)

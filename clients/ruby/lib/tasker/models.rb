@@ -24,19 +24,32 @@ module Tasker
   end
 
   # One step of a task.
+  #
+  # `attempts` numbers the current or last attempt and is never reset: an
+  # operator retry (Client#retry_step, #retry_task) gives the step a fresh
+  # allowance of `max_attempts` attempts and sets `attempt_base` to `attempts`,
+  # so `attempts` may exceed `max_attempts`. {#attempts_in_allowance} is what
+  # the retry policy counts against `max_attempts`.
   TaskStep = Struct.new(:step_id, :name, :handler, :state, :attempts, :max_attempts, :result, :last_error,
                         :created_at, :updated_at, :started_at, :completed_at, :next_attempt_at, :depends_on,
-                        keyword_init: true) do
+                        :attempt_base, keyword_init: true) do
     # @param step [Tasker::V1::Step]
     # @return [TaskStep]
     def self.from_proto(step)
       new(step_id: step.step_id, name: step.name, handler: step.handler,
           state: Convert.enum_name(step.state, 'STEP_STATE_'), attempts: step.attempts,
-          max_attempts: step.max_attempts, result: Convert.from_value(step.result),
-          last_error: StepFailure.from_proto(step.last_error),
+          max_attempts: step.max_attempts, attempt_base: step.attempt_base,
+          result: Convert.from_value(step.result), last_error: StepFailure.from_proto(step.last_error),
           created_at: Convert.to_time(step.created_at), updated_at: Convert.to_time(step.updated_at),
           started_at: Convert.to_time(step.started_at), completed_at: Convert.to_time(step.completed_at),
           next_attempt_at: Convert.to_time(step.next_attempt_at), depends_on: step.depends_on.to_a)
+    end
+
+    # @return [Integer] attempts used in the current retry allowance
+    #   (`attempts - attempt_base`); the step is retried while this is below
+    #   `max_attempts`
+    def attempts_in_allowance
+      attempts.to_i - attempt_base.to_i
     end
   end
 

@@ -17,7 +17,10 @@ module Tasker
     attr_reader :step_id
     # @return [Integer] 1-based attempt number this run carries
     attr_reader :attempt
-    # @return [Integer] attempts allowed in total
+    # @return [Integer] number of the last attempt the step's current retry
+    #   allowance permits (`attempt == max_attempts` is the last): the retry
+    #   policy's max_attempts until an operator retries the step, then the
+    #   attempts already made plus that allowance
     attr_reader :max_attempts
     # @return [String] the task the step belongs to
     attr_reader :task_id
