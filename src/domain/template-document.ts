@@ -62,7 +62,7 @@ export interface StepOverrideDocument {
   timeout_ms?: number | null;
 }
 
-/** A whole template in document form, every default filled in (what `templateToDocument` returns). */
+/** A whole template in document form, every default filled in (what `templateAsDocument` returns). */
 export interface TemplateDocument {
   namespace: string;
   name: string;
@@ -176,7 +176,7 @@ export function parseTemplateYaml(source: string, defaults: TemplateDefaults): T
 }
 
 /** The document form of a template, every default explicit; `parseTemplateDocument` of it gives the template back. */
-export function templateToDocument(t: TaskTemplate): TemplateDocument {
+export function templateAsDocument(t: TaskTemplate): TemplateDocument {
   return {
     namespace: t.namespace,
     name: t.name,
@@ -189,13 +189,13 @@ export function templateToDocument(t: TaskTemplate): TemplateDocument {
       handler: s.handler,
       depends_on: [...s.dependsOn],
       handler_config: { ...s.handlerConfig },
-      retry: retryToDocument(s.retry) as RetryDocument,
+      retry: retryAsDocument(s.retry) as RetryDocument,
       timeout_ms: s.timeoutMs,
     })),
     environments: Object.fromEntries(
       Object.entries(t.environments).map(([env, e]) => [
         env,
-        { steps: Object.fromEntries(Object.entries(e.steps).map(([name, o]) => [name, overrideToDocument(o)])) },
+        { steps: Object.fromEntries(Object.entries(e.steps).map(([name, o]) => [name, overrideAsDocument(o)])) },
       ]),
     ),
   };
@@ -207,7 +207,7 @@ export function templateToDocument(t: TaskTemplate): TemplateDocument {
  * on the order of each `depends_on`. Equal hashes mean a repeated registration.
  */
 export function templateBodyHash(t: TaskTemplate): string {
-  return canonicalHash(templateToDocument(t));
+  return canonicalHash(templateAsDocument(t));
 }
 
 /**
@@ -244,7 +244,7 @@ function retryFromDocument(r: RetryInput): Partial<RetryPolicy> {
   return out;
 }
 
-function retryToDocument(r: Partial<RetryPolicy>): Partial<RetryDocument> {
+function retryAsDocument(r: Partial<RetryPolicy>): Partial<RetryDocument> {
   const out: Partial<RetryDocument> = {};
   if (r.maxAttempts !== undefined) out.max_attempts = r.maxAttempts;
   if (r.backoff !== undefined) out.backoff = r.backoff;
@@ -263,11 +263,11 @@ function overrideFromDocument(o: OverrideInput): StepOverride {
   return out;
 }
 
-function overrideToDocument(o: StepOverride): StepOverrideDocument {
+function overrideAsDocument(o: StepOverride): StepOverrideDocument {
   const out: StepOverrideDocument = {};
   if (o.handler !== undefined) out.handler = o.handler;
   if (o.handlerConfig !== undefined) out.handler_config = { ...o.handlerConfig };
-  if (o.retry !== undefined) out.retry = retryToDocument(o.retry);
+  if (o.retry !== undefined) out.retry = retryAsDocument(o.retry);
   if (o.timeoutMs !== undefined) out.timeout_ms = o.timeoutMs;
   return out;
 }

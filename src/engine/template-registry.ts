@@ -20,7 +20,7 @@ import {
   parseTemplateDocument,
   parseTemplateYaml,
   templateBodyHash,
-  templateToDocument,
+  templateAsDocument,
 } from '../domain/template-document.js';
 import type { TemplateDefaults } from '../domain/template-document.js';
 import { assertValidTemplate, validateTemplate } from '../domain/template-validation.js';
@@ -150,7 +150,7 @@ export class TemplateRegistry {
       name: template.name,
       version: template.version,
       description: template.description,
-      bodyJson: JSON.stringify(templateToDocument(template)),
+      bodyJson: JSON.stringify(templateAsDocument(template)),
       bodyHash,
       stepCount: template.steps.length,
       now: this.#clock.now(),

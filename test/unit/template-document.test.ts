@@ -7,7 +7,7 @@ import {
   parseTemplateDocument,
   parseTemplateYaml,
   templateBodyHash,
-  templateToDocument,
+  templateAsDocument,
 } from '../../src/domain/template-document.js';
 
 const defaults = { retry: DEFAULT_RETRY_POLICY };
@@ -175,17 +175,17 @@ describe('parseTemplateYaml / parseTemplateDocument', () => {
   });
 });
 
-describe('templateToDocument', () => {
+describe('templateAsDocument', () => {
   it('round-trips through parseTemplateDocument, whatever the defaults', () => {
     const t = parseTemplateYaml(yamlSource, defaults);
-    const doc = templateToDocument(t);
+    const doc = templateAsDocument(t);
     const other: RetryPolicy = { maxAttempts: 9, backoff: 'fixed', baseMs: 1, maxMs: 1, jitter: 0 };
     expect(parseTemplateDocument(doc, { retry: other })).toEqual(t);
     expect(parseTemplateDocument(JSON.parse(JSON.stringify(doc)), defaults)).toEqual(t);
   });
 
   it('writes every default explicitly in snake_case', () => {
-    const doc = templateToDocument(parseTemplateDocument(minimal(), defaults));
+    const doc = templateAsDocument(parseTemplateDocument(minimal(), defaults));
     expect(doc).toEqual({
       namespace: 'shop',
       name: 'checkout',
@@ -208,7 +208,7 @@ describe('templateToDocument', () => {
   });
 
   it('keeps only the fields an override sets', () => {
-    const doc = templateToDocument(parseTemplateYaml(yamlSource, defaults));
+    const doc = templateAsDocument(parseTemplateYaml(yamlSource, defaults));
     expect(doc.environments).toEqual({
       test: { steps: { charge: { retry: { base_ms: 1, max_ms: 10 }, handler_config: { sandbox: true }, timeout_ms: null } } },
     });

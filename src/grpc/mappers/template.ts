@@ -46,7 +46,7 @@ const BACKOFF_OUT: Readonly<Record<DomainBackoff, Backoff>> = {
 /** An enum value the server does not know becomes a string the document parser refuses by path. */
 const unknownEnum = (value: number): string => `unknown enum value ${value}`;
 
-function retryToDocument(r: RetryPolicy | undefined): Record<string, unknown> | null {
+function retryAsDocument(r: RetryPolicy | undefined): Record<string, unknown> | null {
   if (!r) return null;
   const out: Record<string, unknown> = {};
   if (r.maxAttempts !== 0) out.max_attempts = r.maxAttempts;
@@ -57,28 +57,28 @@ function retryToDocument(r: RetryPolicy | undefined): Record<string, unknown> | 
   return out;
 }
 
-function stepToDocument(s: StepTemplate): Record<string, unknown> {
+function stepAsDocument(s: StepTemplate): Record<string, unknown> {
   return {
     name: s.name,
     handler: s.handler,
     depends_on: s.dependsOn,
     handler_config: s.handlerConfig ?? null,
-    retry: retryToDocument(s.retry),
+    retry: retryAsDocument(s.retry),
     timeout_ms: s.timeoutMs === 0 ? null : s.timeoutMs,
   };
 }
 
-function overrideToDocument(o: StepOverride): Record<string, unknown> {
+function overrideAsDocument(o: StepOverride): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (o.handler !== '') out.handler = o.handler;
   if (o.handlerConfig !== undefined) out.handler_config = o.handlerConfig;
-  if (o.retry !== undefined) out.retry = retryToDocument(o.retry);
+  if (o.retry !== undefined) out.retry = retryAsDocument(o.retry);
   // 0 = back to the server's default timeout (null in the document); unset = keep the step's.
   if (o.timeoutMs !== undefined) out.timeout_ms = o.timeoutMs === 0 ? null : o.timeoutMs;
   return out;
 }
 
-function environmentsToDocument(t: TaskTemplate): { environments: Record<string, unknown>; violations: Violation[] } {
+function environmentsAsDocument(t: TaskTemplate): { environments: Record<string, unknown>; violations: Violation[] } {
   const environments: Record<string, unknown> = {};
   const violations: Violation[] = [];
   for (const [env, override] of Object.entries(t.environments)) {
@@ -87,7 +87,7 @@ function environmentsToDocument(t: TaskTemplate): { environments: Record<string,
       if (Object.hasOwn(steps, o.name)) {
         violations.push({ path: `/environments/${env}/steps/${i}`, message: `environment '${env}' overrides step '${o.name}' twice` });
       }
-      steps[o.name] = overrideToDocument(o);
+      steps[o.name] = overrideAsDocument(o);
     });
     environments[env] = { steps };
   }
@@ -96,7 +96,7 @@ function environmentsToDocument(t: TaskTemplate): { environments: Record<string,
 
 /** The template document a proto TaskTemplate stands for (created_at and body_hash ignored). */
 export function templateDocumentFromProto(t: TaskTemplate): { document: Record<string, unknown>; violations: Violation[] } {
-  const { environments, violations } = environmentsToDocument(t);
+  const { environments, violations } = environmentsAsDocument(t);
   const document: Record<string, unknown> = {
     namespace: t.namespace,
     name: t.name,
@@ -107,7 +107,7 @@ export function templateDocumentFromProto(t: TaskTemplate): { document: Record<s
       t.identityStrategy === IdentityStrategy.IDENTITY_STRATEGY_UNSPECIFIED
         ? null
         : (IDENTITY_IN[t.identityStrategy] ?? unknownEnum(t.identityStrategy)),
-    steps: t.steps.map(stepToDocument),
+    steps: t.steps.map(stepAsDocument),
     environments,
   };
   return { document, violations };
