@@ -10,9 +10,10 @@
  * since each child is handed every ancestor's result — can never be sent: the worker
  * would reject the message and report the step lost, again on every attempt. Such a
  * step fails at once, permanently, with `AssignmentTooLarge` (code
- * `ASSIGNMENT_TOO_LARGE`) naming its size and the budget; its task is then blocked by
- * the failure. An operator raises `workers.max_batch_bytes` (and the workers' receive
- * limit) and retries the step, or completes or resolves it by hand.
+ * `ASSIGNMENT_TOO_LARGE`, origin `dispatch`: the server failed it, not a worker) naming
+ * its size and the budget; its task is then blocked by the failure. An operator raises
+ * `workers.max_batch_bytes` (and the workers' receive limit) and retries the step, or
+ * completes or resolves it by hand.
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -121,7 +122,7 @@ async function failOversized(
       code: 'ASSIGNMENT_TOO_LARGE',
     },
   }));
-  const acks = await applyOutcomes(db, sessionId, reports, request.now, { logger: request.logger });
+  const acks = await applyOutcomes(db, sessionId, reports, request.now, { logger: request.logger, failureOrigin: 'dispatch' });
   const refused = acks.filter((a) => a.status !== 'accepted');
   request.logger?.error({ sessionId, steps, refused }, 'steps too large for one StepBatch failed without being sent');
 }

@@ -1,6 +1,7 @@
 /**
- * Turning a failed attempt — reported by a worker, a lost lease, or a timeout —
- * into the step's next state through its retry policy, and the stored error.
+ * Turning a failed attempt — reported by a worker, decided by the server at dispatch,
+ * a lost lease, or a timeout — into the step's next state through its retry policy,
+ * and the stored error.
  */
 import { StepEvent } from '../domain/events.js';
 import { decideFailure } from '../domain/retry-policy.js';
@@ -23,8 +24,12 @@ export interface StepFailure {
   readonly details?: Record<string, unknown> | null;
 }
 
-/** Who decided the attempt failed. */
-export type FailureOrigin = 'worker' | 'lease_expired' | 'timeout';
+/**
+ * Who decided the attempt failed: the worker's report (`worker`); the server before
+ * sending the step (`dispatch`: its assignment exceeds `workers.max_batch_bytes`); the
+ * reaper, for a lease that ran out (`lease_expired`) or a deadline (`timeout`).
+ */
+export type FailureOrigin = 'worker' | 'dispatch' | 'lease_expired' | 'timeout';
 
 /** The next state of a failed attempt. */
 export interface FailureDecision {
@@ -85,6 +90,7 @@ export function failureDocument(failure: StepFailure, attempt: number, origin: F
 
 const TRANSITION_KIND: Record<FailureOrigin, 'lease_expired' | 'timeout' | null> = {
   worker: null,
+  dispatch: null,
   lease_expired: 'lease_expired',
   timeout: 'timeout',
 };
@@ -124,7 +130,7 @@ export function failureChange(
     errorJson: JSON.stringify(document),
     ...(retry ? { readyAt: decision.readyAt } : {}),
     // A lost lease or a timeout marks the attempt's batch timed out.
-    batchOutcome: origin === 'worker' ? 'failed' : 'timed_out',
+    batchOutcome: origin === 'worker' || origin === 'dispatch' ? 'failed' : 'timed_out',
     namespace: step.namespace,
     taskName: step.taskName,
     stepName: step.name,

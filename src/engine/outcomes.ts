@@ -10,9 +10,11 @@
  * some), ONE statement for every state change (`applyStepChanges`: each step row is
  * written once — a StepStarted and the outcome of the same attempt in one group
  * become one UPDATE with both transitions logged — plus children's readiness, task
- * locks, transitions, events, batch counts), batch completions (only when there are
- * some), and the task write (`settleTasks`: counters and state, one write per task
- * row, and the NOTIFY in the same statement; a separate one only when no task moved).
+ * locks, transitions, batch counts, and the group's events in one ordered insert:
+ * starts, then the stored progress, then outcomes — so it runs for a group of
+ * progress alone too), batch completions (only when there are some), and the task
+ * write (`settleTasks`: counters and state, one write per task row, and the NOTIFY in
+ * the same statement; a separate one only when no task moved).
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -29,7 +31,7 @@ import type { LockedStep, NewProgress } from '../store/steps.js';
 import { settleTasks } from '../store/task-changes.js';
 import { withTransientRetry } from '../store/transient.js';
 import { decideStepFailure, failureChange } from './failures.js';
-import type { StepFailure } from './failures.js';
+import type { FailureOrigin, StepFailure } from './failures.js';
 
 export type { ReadyWork } from '../store/step-changes.js';
 
@@ -88,7 +90,16 @@ export interface ApplyOutcomesOptions {
   readonly batchCompletions?: readonly SessionBatchCompletion[];
   /** Tags the transaction's `tasker_ready` notification (see `TxEffects.origin`). */
   readonly notifyOrigin?: string;
+  /**
+   * Who decided the failures of these reports, as stored with the error and its
+   * transition: `worker` (default), or `dispatch` for a step the server failed instead
+   * of sending it.
+   */
+  readonly failureOrigin?: ReportedFailureOrigin;
 }
+
+/** The failure origins a report can carry (lost leases and timeouts are the reaper's). */
+export type ReportedFailureOrigin = Extract<FailureOrigin, 'worker' | 'dispatch'>;
 
 /** What {@link applyOutcomeGroup} did. */
 export interface OutcomeGroupResult {
@@ -163,7 +174,14 @@ function notRunning(report: OutcomeReport, v: VirtualStep): OutcomeAck {
   return rejected(report.reportId, 'step_not_running', `step ${report.stepId} is ${v.state}, not running attempt ${report.attempt}`);
 }
 
-function planReport(plan: Plan, report: OutcomeReport, v: VirtualStep, now: Date, random: () => number): OutcomeAck {
+function planReport(
+  plan: Plan,
+  report: OutcomeReport,
+  v: VirtualStep,
+  now: Date,
+  random: () => number,
+  origin: ReportedFailureOrigin,
+): OutcomeAck {
   const step = v.origin;
   const base = { stepId: step.id, taskId: step.taskId, attempt: report.attempt };
   switch (report.kind) {
@@ -210,7 +228,7 @@ function planReport(plan: Plan, report: OutcomeReport, v: VirtualStep, now: Date
       if (v.lastFailedAttempt === report.attempt) return duplicate(report.reportId, `attempt ${report.attempt} already failed`);
       if (!isLeased(v.state)) return notRunning(report, v);
       const decision = decideStepFailure(step, error, now, random);
-      v.outcome = failureChange(step, v.state, decision, error, 'worker', report.attempt);
+      v.outcome = failureChange(step, v.state, decision, error, origin, report.attempt);
       v.state = v.outcome.to;
       v.lastFailedAttempt = report.attempt;
       return accepted(report.reportId);
@@ -249,7 +267,13 @@ function lastWorkerFailure(step: LockedStep): number | null {
 }
 
 /** Classifies every report against the locked steps, in order, and plans the changes. */
-function plan(reports: readonly SessionReport[], locked: Map<string, LockedStep>, now: Date, random: () => number): Plan {
+function plan(
+  reports: readonly SessionReport[],
+  locked: Map<string, LockedStep>,
+  now: Date,
+  random: () => number,
+  origin: ReportedFailureOrigin,
+): Plan {
   const out: Plan = { acks: [], changes: [], progress: [], progressIndex: [] };
   const virtual = new Map<string, VirtualStep>();
   for (const report of reports) {
@@ -264,7 +288,7 @@ function plan(reports: readonly SessionReport[], locked: Map<string, LockedStep>
         v = { state: step.state, origin: step, lastFailedAttempt: lastWorkerFailure(step), started: false, outcome: null };
         virtual.set(step.id, v);
       }
-      ack = checkAttempt(report, v, report.sessionId) ?? planReport(out, report, v, now, random);
+      ack = checkAttempt(report, v, report.sessionId) ?? planReport(out, report, v, now, random, origin);
     }
     out.acks.push(ack);
   }
@@ -345,17 +369,18 @@ async function applyOnce(
     () =>
       db.transaction().execute(async (trx) => {
         const locked = await lockSteps(trx, reports.map((r) => r.stepId));
-        const p = plan(reports, locked, now, random);
+        const p = plan(reports, locked, now, random, options.failureOrigin ?? 'worker');
         const effects = new TxEffects(options.notifyOrigin);
-        const progress = await insertProgress(trx, p.progress, now);
-        effects.addEvent(progress.maxEventId);
+        const stored = await insertProgress(trx, p.progress, now);
+        const storedRows = new Set(stored);
         p.progress.forEach((row, i) => {
           const index = p.progressIndex[i] as number;
-          if (!progress.inserted.has(`${row.stepId}:${row.attempt}:${row.seq}`)) {
+          if (!storedRows.has(row)) {
             p.acks[index] = duplicate(p.acks[index]!.reportId, `progress ${row.seq} of attempt ${row.attempt} already stored`);
           }
         });
-        const changed = await applyStepChanges(trx, p.changes, now);
+        // One ordered event insert for the group: starts, then progress, then outcomes.
+        const changed = await applyStepChanges(trx, p.changes, now, stored);
         effects.addEvent(changed.maxEventId);
         effects.addReady(changed.readyHandlers);
         await completeSessionBatches(trx, options.batchCompletions ?? [], now);

@@ -1,6 +1,6 @@
 /**
  * `step_batches`: one row per StepBatch pushed to a session. The claim that fills
- * a batch creates its row (`steps.ts`, state `sent`); starts and outcomes count into
+ * a batch creates its row (`step-claims.ts`, state `sent`); starts and outcomes count into
  * it as they are committed (`step-changes.ts`: `executing` on the first, `completed`
  * once every step is counted, `timed_out` when one of its steps lost its lease or
  * timed out). This file holds what the worker protocol adds — `-> completed` on

@@ -97,7 +97,8 @@ export async function openPostgresDatabase(url: string, options: OpenDatabaseOpt
     ...base,
     // Tasker's statements are short OLTP statements; JIT compilation only costs them
     // time, and the planner's inflated estimates for the recursive ancestor walk of a
-    // claim would cross jit_above_cost (see claimReadySteps in steps.ts).
+    // claim would cross jit_above_cost (see claimReadySteps in step-claims.ts and
+    // ancestorIds in ancestor-results.ts).
     options: '-c jit=off',
     max: options.poolSize ?? 10,
     ...(options.statementTimeoutMs !== undefined ? { statement_timeout: options.statementTimeoutMs } : {}),

@@ -1,8 +1,8 @@
 /**
  * The one statement that moves steps between states (everything except claims,
- * which select their rows with SKIP LOCKED in `steps.ts`). Callers lock the rows
- * first (`lockSteps`), decide each change in TypeScript against the transition table,
- * and pass the whole batch here; one round trip then, for any number of steps:
+ * which select their rows with SKIP LOCKED in `step-claims.ts`). Callers lock the
+ * rows first (`lockSteps`), decide each change in TypeScript against the transition
+ * table, and pass the whole batch here; one round trip then, for any number of steps:
  *
  * 1. updates each step once, as a compare-and-swap on the state the caller read
  *    (`WHERE state = from`), so a concurrent or repeated change is a no-op. A change
@@ -15,7 +15,11 @@
  * 3. locks the touched tasks (id order) and returns their counters with the net
  *    change as `TaskCounterUpdate`s — written, with the settled state, by
  *    `settleTasks`/`applyTaskChanges` in the same transaction (one write per task row);
- * 4. appends the `workflow_step_transitions` rows and lifecycle events of the changes;
+ * 4. appends the `workflow_step_transitions` rows of the changes, and in ONE ordered
+ *    insert the group's events: start transitions first, then the `step.progress`
+ *    events of the progress rows stored with them (`insertProgress`), then the other
+ *    transitions — so a watcher reading in event-id order sees a step start before its
+ *    progress, and its progress before its outcome, when all were committed together;
  * 5. counts outcomes into the steps' batches (`step_batches`): a batch is `executing`
  *    once one of its steps started or ended, `completed` when every step is counted,
  *    `timed_out` (for good) as soon as one of its steps lost its lease or timed out.
@@ -50,6 +54,7 @@ import {
 import { PREPARED } from './prepared-statements.js';
 import type { Executor } from './sql-helpers.js';
 import { isoOrNull, literalList } from './sql-helpers.js';
+import type { NewProgress } from './steps.js';
 import { counterUpdates, TASK_COUNTER_RETURNING, toTaskCounters } from './task-counters.js';
 import type { TaskCounterRow, TaskCounterUpdate } from './task-counters.js';
 
@@ -142,11 +147,22 @@ interface ResultRow {
   task: TaskCounterRow | null;
 }
 
-/** Applies `changes` (at most one per step) in one statement; see the file comment. */
-export async function applyStepChanges(trx: Executor, changes: readonly StepChange[], now: Date): Promise<StepChangesResult> {
-  if (changes.length === 0) return EMPTY;
+/**
+ * Applies `changes` (at most one per step) in one statement; see the file comment.
+ * `progress` are progress rows stored in this transaction (as returned by
+ * `insertProgress`) whose `step.progress` events this statement appends, in order
+ * between the start transitions and the outcomes.
+ */
+export async function applyStepChanges(
+  trx: Executor,
+  changes: readonly StepChange[],
+  now: Date,
+  progress: readonly NewProgress[] = [],
+): Promise<StepChangesResult> {
+  if (changes.length === 0 && progress.length === 0) return EMPTY;
   assertChanges(changes);
   const col = <T>(f: (c: StepChange) => T): T[] => changes.map(f);
+  const pcol = <T>(f: (p: NewProgress) => T): T[] => progress.map(f);
   const loggedFrom = (c: StepChange): StepState => (c.startedFirst ? S.InProgress : c.from);
   const payload = (c: StepChange): string =>
     JSON.stringify({ from: loggedFrom(c), to: c.to, attempt: c.attempt, ...(c.reason ? { reason: c.reason } : {}), ...c.eventPayload });
@@ -168,6 +184,13 @@ export async function applyStepChanges(trx: Executor, changes: readonly StepChan
       ) with ordinality as i(id, from_state, logged_from, to_state, kind, attempt, reason, meta, event_type, payload,
                              start_payload, result, set_result, error, set_error, ready_at, set_ready, new_allowance,
                              batch_outcome, namespace, task_name, step_name, ord)
+    ),
+    progress as (
+      select * from unnest(
+        ${pcol((p) => p.stepId)}::uuid[], ${pcol((p) => p.taskId)}::uuid[], ${pcol((p) => p.attempt)}::int[],
+        ${pcol((p) => p.seq)}::bigint[], ${pcol((p) => p.payloadJson)}::text[], ${pcol((p) => p.namespace)}::text[],
+        ${pcol((p) => p.taskName)}::text[], ${pcol((p) => p.stepName)}::text[]
+      ) with ordinality as p(step_id, task_id, attempt, seq, payload, namespace, task_name, step_name, ord)
     ),
     moved as (
       update workflow_steps s set
@@ -227,9 +250,20 @@ export async function applyStepChanges(trx: Executor, changes: readonly StepChan
       from logs order by ord, seq
     ),
     events as (
+      -- Phases: 0 start transitions, 1 progress, 2 every other transition. Event ids
+      -- follow this order (the sequence is drawn as the sorted rows are inserted).
       insert into tasker_events (event_type, namespace, task_name, task_id, step_id, step_name, payload, created_at)
-      select event_type, namespace, task_name, task_id, id, step_name, payload::jsonb, ${now}::timestamptz
-      from logs order by ord, seq
+      select event_type, namespace, task_name, task_id, step_id, step_name, payload, ${now}::timestamptz
+      from (
+        select case when kind = 'start' then 0 else 2 end as phase, ord, seq, event_type, namespace, task_name, task_id,
+               id as step_id, step_name, payload::jsonb as payload
+        from logs
+        union all
+        select 1, ord, seq, ${StepEvent.Progress}::text, namespace, task_name, task_id, step_id, step_name,
+               jsonb_build_object('attempt', attempt, 'seq', seq, 'payload', payload::jsonb)
+        from progress
+      ) e
+      order by phase, ord, seq
       returning id
     ),
     batch_counts as (

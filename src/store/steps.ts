@@ -6,7 +6,6 @@
  */
 import { sql } from 'kysely';
 import type { RawBuilder } from 'kysely';
-import { StepEvent } from '../domain/events.js';
 import type { StepState } from '../domain/step-state.js';
 import { CLAIMABLE_STEP_STATES } from '../domain/step-state.js';
 import type { TaskState } from '../domain/task-state.js';
@@ -146,48 +145,24 @@ export interface NewProgress {
 }
 
 /**
- * Stores progress rows and a `step.progress` event for each new one; a row whose
- * (step, attempt, seq) exists is skipped. Returns the keys `stepId:attempt:seq` that
- * were new, and the highest event id.
+ * Stores progress rows; a row whose (step, attempt, seq) exists is skipped. Returns the
+ * rows that were new (the same objects, in input order). Their `step.progress` events
+ * are appended by `applyStepChanges` in the same transaction, ordered after the start
+ * transitions and before the outcomes committed with them.
  */
-export async function insertProgress(
-  trx: Executor,
-  rows: readonly NewProgress[],
-  now: Date,
-): Promise<{ inserted: Set<string>; maxEventId: number }> {
-  if (rows.length === 0) return { inserted: new Set(), maxEventId: 0 };
+export async function insertProgress(trx: Executor, rows: readonly NewProgress[], now: Date): Promise<NewProgress[]> {
+  if (rows.length === 0) return [];
   const col = <T>(f: (p: NewProgress) => T): T[] => rows.map(f);
-  const result = await sql<{ key: string | null; max_event_id: number | null }>`${PREPARED}
-    with input as (
-      select * from unnest(${col((p) => p.stepId)}::uuid[], ${col((p) => p.taskId)}::uuid[], ${col((p) => p.attempt)}::int[],
-                           ${col((p) => p.seq)}::bigint[], ${col((p) => p.payloadJson)}::text[], ${col((p) => p.namespace)}::text[],
-                           ${col((p) => p.taskName)}::text[], ${col((p) => p.stepName)}::text[])
-        with ordinality as i(step_id, task_id, attempt, seq, payload, namespace, task_name, step_name, ord)
-    ),
-    ins as (
-      insert into step_progress (step_id, attempt, seq, task_id, payload, created_at)
-      select step_id, attempt, seq, task_id, payload::jsonb, ${now}::timestamptz from input order by ord
-      on conflict (step_id, attempt, seq) do nothing
-      returning step_id, attempt, seq, payload
-    ),
-    events as (
-      insert into tasker_events (event_type, namespace, task_name, task_id, step_id, step_name, payload, created_at)
-      select ${StepEvent.Progress}, i.namespace, i.task_name, i.task_id, i.step_id, i.step_name,
-             jsonb_build_object('attempt', n.attempt, 'seq', n.seq, 'payload', n.payload), ${now}::timestamptz
-      from ins n join input i on i.step_id = n.step_id and i.attempt = n.attempt and i.seq = n.seq
-      order by i.ord
-      returning id
-    )
-    select n.step_id || ':' || n.attempt || ':' || n.seq as key, (select max(id) from events) as max_event_id from ins n
-    union all
-    select null, (select max(id) from events)`.execute(trx);
-  const inserted = new Set<string>();
-  let maxEventId = 0;
-  for (const r of result.rows) {
-    if (r.key) inserted.add(r.key);
-    maxEventId = Math.max(maxEventId, Number(r.max_event_id ?? 0));
-  }
-  return { inserted, maxEventId };
+  const { rows: stored } = await sql<{ step_id: string; attempt: number; seq: number | string }>`${PREPARED}
+    insert into step_progress (step_id, attempt, seq, task_id, payload, created_at)
+    select step_id, attempt, seq, task_id, payload::jsonb, ${now}::timestamptz
+    from unnest(${col((p) => p.stepId)}::uuid[], ${col((p) => p.taskId)}::uuid[], ${col((p) => p.attempt)}::int[],
+                ${col((p) => p.seq)}::bigint[], ${col((p) => p.payloadJson)}::text[]) as i(step_id, task_id, attempt, seq, payload)
+    on conflict (step_id, attempt, seq) do nothing
+    returning step_id, attempt, seq`.execute(trx);
+  const key = (stepId: string, attempt: number, seq: number | string): string => `${stepId}:${attempt}:${seq}`;
+  const inserted = new Set(stored.map((r) => key(r.step_id, r.attempt, r.seq)));
+  return rows.filter((p) => inserted.has(key(p.stepId, p.attempt, p.seq)));
 }
 
 /** The earliest future `ready_at` among claimable steps of `handlers` (when to poll next), or null. */

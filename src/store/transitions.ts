@@ -1,6 +1,6 @@
 /**
  * Reads of the append-only transition logs. Rows are written by the statements that
- * change state (`tasks.ts`, `steps.ts`, `step-changes.ts`, `task-changes.ts`), never
+ * change state (`tasks.ts`, `step-claims.ts`, `step-changes.ts`, `task-changes.ts`), never
  * on their own, so a state and its audit row can never disagree.
  */
 import { sql } from 'kysely';

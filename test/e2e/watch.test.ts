@@ -2,7 +2,9 @@
  * The streams of TaskService on the wire: WatchTask replays a task's history (state
  * changes, progress, results), continues live and ends after the terminal update —
  * also when the changes are committed elsewhere (the engine writing directly, or a
- * second Tasker instance on the same PostgreSQL); SubscribeEvents filters, starts live
+ * second Tasker instance on the same PostgreSQL) — and shows a step's start before its
+ * progress, and its progress before its outcome, when a worker's reports of them are
+ * committed together; SubscribeEvents filters, starts live
  * or from a cursor, resumes after a disconnect without losing or repeating an event,
  * and answers OUT_OF_RANGE for a cursor whose events are gone. Step outcomes are
  * driven through the engine (claims and outcomes), not the worker protocol.
@@ -12,6 +14,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningTasker } from '../../src/app.js';
 import { startTasker } from '../../src/app.js';
+import type { StepAssignment } from '../../src/engine/claims.js';
+import type { OutcomeReport } from '../../src/engine/outcomes.js';
 import { StepState, TaskState } from '../../src/gen/tasker/v1/common.js';
 import type { CreateTaskRequest, Event, SubscribeEventsRequest, TaskUpdate } from '../../src/gen/tasker/v1/task.js';
 import type { TestDatabase } from '../support/databases.js';
@@ -96,7 +100,7 @@ describe.each(backends)('WatchTask on $name', (backend) => {
     tasker = await startTasker(apiConfig(target.url), silent);
     api = clients(tasker.address);
     engine = new EngineDriver(tasker.database.db);
-    for (const name of ['watched', 'finished', 'quiet', 'reopened']) {
+    for (const name of ['watched', 'finished', 'quiet', 'reopened', 'grouped']) {
       await unary(api.templates.registerTemplate.bind(api.templates), {
         template: protoTemplate(name, [['first'], ['second', ['first']]]),
       });
@@ -138,6 +142,61 @@ describe.each(backends)('WatchTask on $name', (backend) => {
     expectCursorOrder(stream.items);
     const progress = stream.items.find((u) => u.update?.$case === 'stepProgress');
     expect(progress?.update).toMatchObject({ $case: 'stepProgress', value: { stepName: 'first', attempt: 1, seq: 1 } });
+  });
+
+  it('shows a start before the progress committed with it, and that progress before the outcome', async () => {
+    const taskId = await create('grouped');
+    const live = watch(taskId);
+    await live.atLeast(1);
+    const report = (a: StepAssignment, kind: OutcomeReport['kind'], extra: Partial<OutcomeReport> = {}): OutcomeReport => ({
+      reportId: `${a.stepName}-${kind}-${extra.seq ?? ''}`,
+      stepId: a.stepId,
+      attempt: a.attempt,
+      kind,
+      ...extra,
+    });
+    const progress = (a: StepAssignment, seq: number) => report(a, 'progress', { seq, payloadJson: JSON.stringify({ seq }) });
+
+    // StepStarted and StepProgress in one group commit; the completion in a later one.
+    const [first] = await engine.claim('grouped.work', 1);
+    expect((await engine.report([report(first!, 'started'), progress(first!, 1)])).map((a) => a.status)).toEqual([
+      'accepted',
+      'accepted',
+    ]);
+    await engine.completed(first!, 'one');
+    // Started, progress and completed all in one group commit.
+    const [second] = await engine.claim('grouped.work', 1);
+    const acks = await engine.report([
+      report(second!, 'started'),
+      progress(second!, 1),
+      progress(second!, 2),
+      report(second!, 'completed', { resultJson: '"two"' }),
+    ]);
+    expect(acks.every((a) => a.status === 'accepted')).toBe(true);
+
+    const expected = [
+      'task UNSPECIFIED>PENDING',
+      'first PENDING>ENQUEUED',
+      'task PENDING>IN_PROGRESS',
+      'first ENQUEUED>IN_PROGRESS',
+      'first progress 1 {"seq":1}',
+      'first IN_PROGRESS>COMPLETE',
+      'first result "one"',
+      'second PENDING>ENQUEUED',
+      'second ENQUEUED>IN_PROGRESS',
+      'second progress 1 {"seq":1}',
+      'second progress 2 {"seq":2}',
+      'second IN_PROGRESS>COMPLETE',
+      'second result "two"',
+      'task IN_PROGRESS>COMPLETE',
+    ];
+    expect((await live.ended).code).toBe(grpc.status.OK);
+    expect(live.items.map(describeUpdate)).toEqual(expected);
+    expectCursorOrder(live.items);
+    // The replay of the history is in the same order.
+    const replay = watch(taskId);
+    expect((await replay.ended).code).toBe(grpc.status.OK);
+    expect(replay.items.map(describeUpdate)).toEqual(expected);
   });
 
   it('sends the whole history of a finished task and ends; with skip_history it ends at once', async () => {

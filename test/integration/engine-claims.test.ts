@@ -1,9 +1,11 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ClaimedBatch, StepAssignment } from '../../src/engine/claims.js';
 import { claimSteps } from '../../src/engine/claims.js';
 import { ServerMessage } from '../../src/gen/tasker/v1/worker.js';
 import { batchMessage } from '../../src/grpc/mappers/worker.js';
 import { assignmentBytes } from '../../src/store/step-claims.js';
+import { listStepTransitions } from '../../src/store/transitions.js';
 import { backends } from '../support/databases.js';
 import type { Harness, StepSpec } from './engine-fixtures.js';
 import { createHarness, handlerOf, tmpl } from './engine-fixtures.js';
@@ -116,6 +118,15 @@ describe.each(backends)('claims on $name', (backend) => {
     const child = (await h.steps(task.id)).get('child')!;
     expect(child.state).toBe('error');
     expect(child.lastError).toMatchObject({ error_class: 'AssignmentTooLarge', code: 'ASSIGNMENT_TOO_LARGE', retryable: false });
+    // The server failed it at dispatch, not a worker: the audit and the event say so.
+    expect(child.lastError).toMatchObject({ origin: 'dispatch' });
+    const db = h.t.database.db;
+    const failed = (await listStepTransitions(db, child.id)).filter((t) => t.to === 'error');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ event: 'fail_permanent', metadata: { outcome: 'permanent', error: { origin: 'dispatch' } } });
+    const { rows: events } = await sql<{ payload: { error: { origin: string; code: string } } }>`
+      select payload from tasker_events where step_id = ${child.id}::uuid and event_type = 'step.failed'`.execute(db);
+    expect(events.map((e) => [e.payload.error.origin, e.payload.error.code])).toEqual([['dispatch', 'ASSIGNMENT_TOO_LARGE']]);
     await completeAll(first.assignments.concat(second.assignments), () => ({ ok: true }));
     expect((await h.task(task.id)).state).toBe('error');
   });
