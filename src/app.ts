@@ -84,7 +84,7 @@ function buildParts(deps: AppDeps): AppParts {
   services.push(workers.service);
 
   // Application API: TemplateService, TaskService, AdminService, the event bus behind their streams, template files loaded at start.
-  const api = createApplicationRuntime({ ...deps, clock: systemClock, templateRegistry: templates, hub: workers.hub });
+  const api = createApplicationRuntime({ ...deps, clock: systemClock, templateRegistry: templates, hub: workers.hub, workers: workers.local });
   components.push(...api.components);
   services.push(...api.services);
 

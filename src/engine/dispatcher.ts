@@ -105,12 +105,15 @@ export class Dispatcher {
   }
 
   /**
-   * After a group commit on this instance: wakes the sessions whose credit opened and
-   * the attached sessions serving a handler (in a namespace they serve) that got
-   * claimable steps — at once, not after the `tasker_ready` round trip.
+   * After a commit on this instance (a group of reports, a task created): wakes the
+   * attached sessions serving a handler (in a namespace they serve) that got claimable
+   * steps — at once, not after the `tasker_ready` round trip — and the sessions whose
+   * credit opened if they were starved. A session whose credit opened without being
+   * starved has nothing waiting for it (its last claim came back short of its credit,
+   * and whatever became ready since woke it or will), so it is not claimed for.
    */
   dispatchCommitted(committed: CommittedGroup): void {
-    for (const session of committed.opened) this.#want(session);
+    for (const session of committed.opened) if (this.#starved.delete(session)) this.#want(session);
     if (committed.ready.length > 0) {
       for (const session of this.#o.hub.sessions()) {
         if (committed.ready.some((r) => servesWork(session, r))) this.#want(session);

@@ -4,8 +4,15 @@
  *
  * Wake-ups: one `LISTEN tasker_events` per instance (every engine transaction that
  * appends events notifies the highest id at commit, from any instance), with a poll
- * every `pollIntervalMs` as the fallback for lost notifications. The bus reads only
- * while someone is subscribed; the first subscriber after an idle period starts it.
+ * every `pollIntervalMs` as the fallback for lost notifications. A commit on this
+ * instance can also `poke` the bus as soon as it returns, without waiting for its own
+ * notification to come back. The bus reads only while someone is subscribed; the
+ * first subscriber after an idle period starts it.
+ *
+ * Results: the results of steps completed by this instance's commits are kept for a
+ * while (`rememberResults`, the most recent `resultMemory`), so that watchers turning
+ * a completion into a result update need not read it back (`knownResult`). A complete
+ * step never changes again, so a remembered result is the stored one.
  *
  * The cursor: every event id at or below `cursor` is *final* — committed and already
  * fanned out, or never going to exist — so subscribers can replay up to it from the
@@ -51,6 +58,8 @@ export interface EventBusOptions {
    * statements bounded by `database.statement_timeout_ms` (30 s by default). Default 60 s.
    */
   readonly maxGapWaitMs?: number;
+  /** Results of steps completed here kept for watchers (`rememberResults`). Default 1000. */
+  readonly resultMemory?: number;
 }
 
 /** Options of {@link EventBus.subscribe}. */
@@ -100,12 +109,16 @@ export class EventBus implements EventSource {
   #recheck: NodeJS.Timeout | null = null;
   #unlisten: (() => Promise<void>) | null = null;
   #stopped = false;
+  /** Step id → result JSON text of recent completions committed here, oldest first. */
+  readonly #results = new Map<string, string>();
+  readonly #resultMemory: number;
 
   constructor(options: EventBusOptions) {
     this.#o = options;
     this.db = options.database.db;
     this.pageSize = Math.max(1, options.pageSize ?? 500);
     this.#bufferSize = Math.max(1, options.bufferSize ?? 1000);
+    this.#resultMemory = Math.max(0, options.resultMemory ?? 1000);
   }
 
   /** Every event id at or below it is final and has been fanned out. */
@@ -160,6 +173,36 @@ export class EventBus implements EventSource {
     return new Promise<void>((resolve) => this.#readyWaiters.push(resolve));
   }
 
+  /**
+   * A transaction of this instance that appended events has committed: read now (as
+   * its notification would make the bus do, without waiting for it). Idle: nothing.
+   */
+  poke(): void {
+    if (this.#state !== 'idle') this.#kick();
+  }
+
+  /**
+   * Remembers results of steps just completed by a commit of this instance (JSON text
+   * as stored), for {@link knownResult}; only while someone is subscribed.
+   */
+  rememberResults(results: Iterable<{ readonly stepId: string; readonly resultJson: string }>): void {
+    if (this.#state === 'idle' || this.#resultMemory === 0) return;
+    for (const { stepId, resultJson } of results) {
+      this.#results.delete(stepId);
+      this.#results.set(stepId, resultJson);
+    }
+    for (const oldest of this.#results.keys()) {
+      if (this.#results.size <= this.#resultMemory) break;
+      this.#results.delete(oldest);
+    }
+  }
+
+  /** The result of a complete step if a commit of this instance produced it recently (see `rememberResults`). */
+  knownResult(stepId: string): { readonly value: unknown } | null {
+    const json = this.#results.get(stepId);
+    return json === undefined ? null : { value: JSON.parse(json) as unknown };
+  }
+
   /** Reads the log now; resolves after a read that started after this call. */
   async refresh(): Promise<void> {
     if (this.#state === 'idle') return;
@@ -211,6 +254,7 @@ export class EventBus implements EventSource {
     if (this.#recheck) clearTimeout(this.#recheck);
     this.#timer = null;
     this.#recheck = null;
+    this.#results.clear();
     // Only closed subscriptions can be waiting: let their start-up finish (it sees them ended).
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
   }

@@ -71,7 +71,11 @@ export interface ResultProcessorOptions {
   readonly groupCommitDelayMs: number;
   /** Groups committing at once. Default 2. */
   readonly maxConcurrentGroups?: number;
-  /** Called after a commit with the sessions whose credit opened and the handlers that got claimable steps (dispatch at once). */
+  /**
+   * Called after every commit that changed something: the sessions whose credit opened
+   * and the handlers that got claimable steps (dispatch at once), and the completions
+   * it committed (watchers on this instance read at once, with the results in hand).
+   */
   readonly onCommitted?: (committed: CommittedGroup) => void;
   /** Tags the `tasker_ready` notifications of the commits, so this instance's wake-ups can skip their echo. */
   readonly notifyOrigin?: string | null;
@@ -83,6 +87,16 @@ export interface CommittedGroup {
   readonly opened: readonly AttachedSession[];
   /** Handlers, with their namespace, that have newly claimable steps. */
   readonly ready: readonly ReadyWork[];
+  /** At least one report was accepted: the transaction appended lifecycle events. */
+  readonly changed: boolean;
+  /** Steps completed by accepted reports, with their results as JSON text (as stored). */
+  readonly completed: readonly CommittedResult[];
+}
+
+/** A step completed by a committed report and its result as JSON text. */
+export interface CommittedResult {
+  readonly stepId: string;
+  readonly resultJson: string;
 }
 
 type Item =
@@ -289,7 +303,8 @@ export class ResultProcessor {
     }
     const opened: AttachedSession[] = [];
     for (const [session, items] of bySession) if (this.#deliver(session, items, acks)) opened.push(session);
-    if (opened.length > 0 || ready.length > 0) this.#o.onCommitted?.({ opened, ready });
+    const { changed, completed } = committedChanges(reportItems, acks);
+    if (opened.length > 0 || ready.length > 0 || changed) this.#o.onCommitted?.({ opened, ready, changed, completed });
     this.#o.logger.debug(
       { items: group.length, sessions: bySession.size, ms: Math.round(performance.now() - startedAt), queued: this.#queue.length },
       'group committed',
@@ -329,6 +344,22 @@ export class ResultProcessor {
       for (const resolve of waiters) resolve();
     }
   }
+}
+
+/** Whether any report was accepted, and the completions among them with their results. */
+function committedChanges(
+  reports: ReadonlyArray<Extract<Item, { kind: 'report' }>>,
+  acks: ReadonlyMap<Item, ReportAck>,
+): { changed: boolean; completed: CommittedResult[] } {
+  let changed = false;
+  const completed: CommittedResult[] = [];
+  for (const item of reports) {
+    if (acks.get(item)?.status !== 'accepted') continue;
+    changed = true;
+    const { report } = item;
+    if (report.kind === 'completed') completed.push({ stepId: report.stepId, resultJson: report.resultJson ?? JSON.stringify(report.result ?? null) });
+  }
+  return { changed, completed };
 }
 
 function toReportAck(report: OutcomeReport, ack: OutcomeAck | undefined): ReportAck {

@@ -20,6 +20,7 @@ import type { NewEdgeRow, NewStepRow, TaskRecord } from '../store/tasks.js';
 import { withTransientRetry } from '../store/transient.js';
 import type { CancelTaskResult, RepairDeps, StepRepairResult } from './task-repairs.js';
 import { cancelTask, completeStep, resolveStep, retryStep, retryTask } from './task-repairs.js';
+import type { ReadyWork } from './outcomes.js';
 import type { TemplateLookup, TemplateRegistry } from './template-registry.js';
 
 /** A CreateTask request. */
@@ -45,12 +46,26 @@ export interface CreateTaskResult {
   readonly created: boolean;
 }
 
+/**
+ * The dispatcher of this instance, for tasks created here: their root steps go to the
+ * sessions attached here as soon as the creation commits, instead of after the
+ * `tasker_ready` round trip (whose echo this instance skips: `origin` tags it).
+ */
+export interface LocalDispatch {
+  /** The instance's `tasker_ready` origin tag (`TxEffects.origin`). */
+  readonly origin: string;
+  /** Wakes the attached sessions serving these handlers (`Dispatcher.dispatchCommitted`). */
+  dispatch(ready: readonly ReadyWork[]): void;
+}
+
 /** Dependencies of {@link TaskManager}. */
 export interface TaskManagerOptions {
   readonly db: Kysely<DB>;
   readonly templates: TemplateRegistry;
   readonly clock: Clock;
   readonly logger?: Logger;
+  /** Dispatch the root steps of created tasks locally; absent: through `tasker_ready` only. */
+  readonly localDispatch?: LocalDispatch;
 }
 
 const INT32_MAX = 2_147_483_647;
@@ -103,8 +118,10 @@ export class TaskManager {
   readonly #clock: Clock;
   readonly #logger: Logger | undefined;
   readonly #repairs: RepairDeps;
+  readonly #local: LocalDispatch | null;
 
   constructor(options: TaskManagerOptions) {
+    this.#local = options.localDispatch ?? null;
     this.#db = options.db;
     this.#templates = options.templates;
     this.#clock = options.clock;
@@ -118,7 +135,8 @@ export class TaskManager {
    * computes the identity, and stores the task with every step and edge, the initial
    * transitions and `task.created` in one transaction. When the identity matches an
    * existing task (strict strategy, or an idempotency key) that task is returned with
-   * `created: false` — race-safe through the unique identity index.
+   * `created: false` — race-safe through the unique identity index. After the commit
+   * the root steps are handed to this instance's dispatcher (`localDispatch`).
    */
   async createTask(req: CreateTaskRequest): Promise<CreateTaskResult> {
     checkRequest(req);
@@ -153,25 +171,27 @@ export class TaskManager {
       correlationId: req.correlationId ?? null,
       identityKey,
     };
-    return withTransientRetry(
+    const outcome = await withTransientRetry(
       () =>
         this.#db.transaction().execute(async (trx) => {
           const inserted = await insertTaskGraph(trx, row, steps, edges, now);
           if (!inserted.created && identityKey) {
             const existing = await findTaskByIdentity(trx, ref.namespace, ref.name, identityKey);
-            if (existing) return { task: existing, created: false };
+            if (existing) return { result: { task: existing, created: false }, ready: [] };
           }
-          const effects = new TxEffects();
+          const effects = new TxEffects(this.#local?.origin ?? null);
           effects.addReady(inserted.readyHandlers);
           effects.addEvent(inserted.maxEventId);
           await notifyEffects(trx, effects);
           const task = await findTask(trx, taskId);
           if (!task) throw new Error(`task ${taskId} was not stored`);
           this.#logger?.debug({ taskId, template: ref, steps: steps.length }, 'task created');
-          return { task, created: true };
+          return { result: { task, created: true }, ready: [...effects.readyHandlers] };
         }),
       { logger: this.#logger },
     );
+    if (outcome.ready.length > 0) this.#local?.dispatch(outcome.ready.map((handler) => ({ handler, namespace: ref.namespace })));
+    return outcome.result;
   }
 
   /** Cancels a task; see `task-repairs.ts`. */

@@ -114,18 +114,26 @@ export function updateFromEvent(event: LifecycleEvent): WatchUpdate | null {
   };
 }
 
-/** Results of complete steps of one task, loaded in bulk once and then per step. */
+/**
+ * Results of complete steps of one task: those completed by this instance's recent
+ * commits from the bus (no read), the others loaded in bulk once and then per step.
+ */
 class ResultLookup {
+  readonly #bus: Pick<EventBus, 'knownResult'>;
   readonly #db: Executor;
   readonly #taskId: string;
   #known: Map<string, unknown> | null = null;
 
-  constructor(db: Executor, taskId: string) {
+  constructor(bus: Pick<EventBus, 'knownResult'>, db: Executor, taskId: string) {
+    this.#bus = bus;
     this.#db = db;
     this.#taskId = taskId;
   }
 
   async resultOf(stepId: string): Promise<unknown> {
+    if (this.#known?.has(stepId)) return this.#known.get(stepId);
+    const local = this.#bus.knownResult(stepId);
+    if (local) return local.value;
     this.#known ??= await readStepResults(this.#db, this.#taskId, null);
     if (!this.#known.has(stepId)) {
       for (const [id, result] of await readStepResults(this.#db, this.#taskId, [stepId])) this.#known.set(id, result);
@@ -142,7 +150,7 @@ async function* updates(deps: TaskWatchDeps, taskId: string, subscription: Event
       const task = await findTask(deps.db, taskId);
       if (!task || isTerminalTaskState(task.state)) return;
     }
-    const results = new ResultLookup(deps.db, taskId);
+    const results = new ResultLookup(deps.bus, deps.db, taskId);
     for await (const event of subscription) {
       const update = updateFromEvent(event);
       if (!update) continue;

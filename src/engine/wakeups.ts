@@ -2,8 +2,9 @@
  * What wakes the dispatcher and delivers cancellations across instances:
  * - `LISTEN tasker_ready`: a transaction on any instance made steps claimable; the
  *   payload names their handlers ('' = any), so only sessions serving them are woken.
- *   Notifications of this instance's own group commits are skipped: the result
- *   processor hands their ready steps to the dispatcher directly;
+ *   Notifications of this instance's own group commits and task creations are
+ *   skipped: the result processor and the task manager hand their ready steps to the
+ *   dispatcher directly;
  * - `LISTEN tasker_cancel`: steps were cancelled while held by sessions that may be
  *   attached here (see `WorkerHub.deliverCancel`);
  * - a poll every `engine.poll_interval_ms` as the fallback for what no notification
@@ -39,8 +40,8 @@ export interface WakeupsOptions {
   readonly silenceMs: number;
   /**
    * `tasker_ready` notifications tagged with this origin are skipped: they come from
-   * this instance's own group commits, whose ready steps the dispatcher was handed
-   * directly (`Dispatcher.dispatchCommitted`).
+   * this instance's own group commits and task creations, whose ready steps the
+   * dispatcher was handed directly (`Dispatcher.dispatchCommitted`).
    */
   readonly ignoreOrigin?: string | null;
 }

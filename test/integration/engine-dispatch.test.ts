@@ -125,4 +125,61 @@ describe.each(backends)('dispatch on $name', (backend) => {
     await dispatcher.stop();
     await wakeups.stop();
   });
+  test('a commit that opens credit claims for the sessions it starved, not for sessions with credit to spare', async () => {
+    const handler = handlerOf('credit_opened');
+    await h.start(tmpl('credit_opened', [['a'], ['b']]));
+    const claims: Array<{ sessionId: string; claimed: number }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void recordClaim(JSON.parse(line)) });
+    const recordClaim = (entry: { msg?: string; sessionId?: string; claimed?: number }) => {
+      if (entry.msg === 'claimed') claims.push({ sessionId: entry.sessionId as string, claimed: entry.claimed as number });
+    };
+    const { database } = h.t;
+    const hub = new WorkerHub({ database, instanceId: 'test-instance', clock: h.clock, logger });
+    const dispatcher = new Dispatcher({ db: database.db, hub, clock: h.clock, logger, leaseMs: 30_000, dispatchBatchSize: 16 });
+    const attach = async (handlers: string[], maxInFlight: number): Promise<RecordingChannel> => {
+      const id = await h.newSession();
+      const now = h.clock.now();
+      const channel = new RecordingChannel();
+      hub.attach(
+        {
+          id,
+          workerName: 'test-worker',
+          language: 'node',
+          sdkVersion: '0',
+          handlers,
+          namespaces: [],
+          labels: {},
+          maxInFlight,
+          instanceId: 'test-instance',
+          state: 'active',
+          connected: true,
+          lastHeartbeatAt: now,
+          expiresAt: new Date(now.getTime() + 3_600_000),
+          createdAt: now,
+          updatedAt: now,
+        },
+        channel,
+        [],
+        new Error('replaced') as AppError,
+      );
+      return channel;
+    };
+    const narrow = await attach([handler], 1);
+    const spare = await attach([handlerOf('credit_spare')], 8);
+    dispatcher.start();
+    await eventually(() => claims.length === 2 && dispatcher.activeClaims === 0, 'both sessions were served on start');
+    const [held] = narrow.batches.flatMap((b) => b.assignments);
+    expect(held).toBeDefined();
+    const sessions = [...hub.sessions()];
+    const narrowSession = sessions.find((s) => s.handlers.has(handler))!;
+    const spareSession = sessions.find((s) => !s.handlers.has(handler))!;
+    expect(narrowSession.release(held!.stepId, held!.attempt)).toBe(true);
+
+    claims.length = 0;
+    dispatcher.dispatchCommitted({ opened: [narrowSession, spareSession], ready: [], changed: true, completed: [] });
+    await eventually(() => claims.length === 1 && dispatcher.activeClaims === 0, 'the starved session claimed');
+    expect(claims).toEqual([{ sessionId: narrowSession.id, claimed: 1 }]);
+    expect(spare.batches).toEqual([]);
+    await dispatcher.stop();
+  });
 });

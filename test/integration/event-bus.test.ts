@@ -1,7 +1,8 @@
 /**
  * The event bus on both backends: live fan-out in id order with filters, replay from a
  * cursor joining the live stream with no gap and no duplicate (while events keep
- * arriving), wake-ups by NOTIFY and by the polling fallback, a slow subscriber ended
+ * arriving), wake-ups by NOTIFY, by a poke and by the polling fallback, results
+ * remembered from local commits, a slow subscriber ended
  * with RESOURCE_EXHAUSTED, OUT_OF_RANGE for a cursor whose events are gone, shutdown,
  * and — on PostgreSQL, where transactions run concurrently — ids committed out of order
  * and ids rolled back.
@@ -167,6 +168,34 @@ describe.each(backends)('EventBus on $name', (backend) => {
     const ids = await append(t.database, [{ namespace: 'silent' }, { namespace: 'silent' }], false);
     expect((await take(sub, 2)).map((e) => e.id)).toEqual(ids);
     sub.close();
+  });
+
+  it('reads at once when poked after a commit of this instance, without its notification', async () => {
+    const bus = await startBus();
+    const sub = bus.subscribe({ namespace: 'poked' });
+    await sub.ready();
+    const ids = await append(t.database, [{ namespace: 'poked' }], false);
+    bus.poke();
+    expect((await take(sub, 1)).map((e) => e.id)).toEqual(ids);
+    sub.close();
+  });
+
+  it('remembers results of completions committed here while subscribed, the most recent ones only', async () => {
+    const bus = await startBus({ resultMemory: 2 });
+    bus.rememberResults([{ stepId: 'idle', resultJson: '1' }]);
+    const sub = bus.subscribe({ namespace: 'results' });
+    await sub.ready();
+    expect(bus.knownResult('idle')).toBeNull();
+    bus.rememberResults([
+      { stepId: 'a', resultJson: '{"n":1}' },
+      { stepId: 'b', resultJson: 'null' },
+    ]);
+    bus.rememberResults([{ stepId: 'c', resultJson: '[1,"two"]' }]);
+    expect(bus.knownResult('a')).toBeNull();
+    expect(bus.knownResult('b')).toEqual({ value: null });
+    expect(bus.knownResult('c')).toEqual({ value: [1, 'two'] });
+    sub.close();
+    expect(bus.knownResult('c')).toBeNull();
   });
 
   it('ends a subscriber that falls too far behind with RESOURCE_EXHAUSTED, leaving the others alone', async () => {

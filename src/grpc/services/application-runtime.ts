@@ -23,6 +23,7 @@ import type { GrpcServiceRegistration } from '../server.js';
 import { createAdminService } from './admin-service.js';
 import { createTaskService } from './task-service.js';
 import { createTemplateService } from './template-service.js';
+import type { LocalWorkers } from './worker-runtime.js';
 
 /** A long-running part with `start()`/`stop()` (the shape of `app.ts`'s Component). */
 export interface ApplicationComponent {
@@ -41,6 +42,13 @@ export interface ApplicationRuntimeOptions {
   readonly templateRegistry: TemplateRegistry;
   /** Delivers Cancel to the sessions holding cancelled steps (the worker hub). */
   readonly hub: { deliverCancel(steps: readonly CancelledStepRef[], reason: string): Promise<void> };
+  /**
+   * The worker protocol of this instance (`WorkerRuntime.local`): tasks created here get
+   * their root steps dispatched as soon as they commit, and watchers here hear of the
+   * worker reports committed here at once, results included. Absent: both go through
+   * PostgreSQL notifications only.
+   */
+  readonly workers?: LocalWorkers;
 }
 
 /** The application API of one instance. */
@@ -98,9 +106,21 @@ function templateLoader(o: ApplicationRuntimeOptions, logger: Logger): Applicati
 export function createApplicationRuntime(o: ApplicationRuntimeOptions): ApplicationRuntime {
   const { config, clock, database, handlers } = o;
   const logger = o.logger.child({ component: 'api' });
-  const tasks = new TaskManager({ db: database.db, templates: o.templateRegistry, clock, logger: logger.child({ component: 'tasks' }) });
+  const workers = o.workers;
+  const tasks = new TaskManager({
+    db: database.db,
+    templates: o.templateRegistry,
+    clock,
+    logger: logger.child({ component: 'tasks' }),
+    ...(workers ? { localDispatch: { origin: workers.notifyOrigin, dispatch: (ready) => workers.dispatch(ready) } } : {}),
+  });
   const queries = new TaskQueries(database, clock);
   const bus = new EventBus({ database, logger: logger.child({ component: 'event-bus' }), pollIntervalMs: config.engine.poll_interval_ms });
+  workers?.onCommitted((committed) => {
+    if (!committed.changed) return;
+    bus.rememberResults(committed.completed);
+    bus.poke();
+  });
   const services = [
     createTemplateService({ handlers, registry: o.templateRegistry, db: database.db, mapping: templateMappingOf(config) }),
     createTaskService({

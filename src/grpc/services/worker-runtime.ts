@@ -10,7 +10,9 @@ import type { Config } from '../../config/schema.js';
 import type { Clock } from '../../domain/clock.js';
 import type { TaskTemplate } from '../../domain/template.js';
 import { Dispatcher } from '../../engine/dispatcher.js';
+import type { ReadyWork } from '../../engine/outcomes.js';
 import { ResultProcessor } from '../../engine/result-processor.js';
+import type { CommittedGroup } from '../../engine/result-processor.js';
 import { SessionManager } from '../../engine/session-manager.js';
 import type { TemplateRegistry } from '../../engine/template-registry.js';
 import { Wakeups } from '../../engine/wakeups.js';
@@ -47,6 +49,19 @@ export interface WorkerRuntimeOptions {
   readonly templateFromProto?: (template: ProtoTaskTemplate) => TaskTemplate;
 }
 
+/**
+ * What the rest of this instance can do with its worker protocol, in-process: dispatch
+ * steps it made ready (their `tasker_ready` notification tagged with `notifyOrigin`,
+ * whose echo this instance skips) and hear of every group commit of worker reports.
+ */
+export interface LocalWorkers {
+  readonly notifyOrigin: string;
+  /** Wakes the attached sessions serving these handlers, at once. */
+  dispatch(ready: readonly ReadyWork[]): void;
+  /** Calls `listener` after each group commit of worker reports (see `CommittedGroup`). */
+  onCommitted(listener: (committed: CommittedGroup) => void): void;
+}
+
 /** The worker protocol of one instance. */
 export interface WorkerRuntime {
   readonly service: GrpcServiceRegistration;
@@ -57,6 +72,8 @@ export interface WorkerRuntime {
   readonly dispatcher: Dispatcher;
   readonly results: ResultProcessor;
   readonly sessions: SessionManager;
+  /** For the application API of the same instance (`createApplicationRuntime`'s `workers`). */
+  readonly local: LocalWorkers;
 }
 
 /** Builds the worker protocol; see the file comment. */
@@ -94,6 +111,7 @@ export function createWorkerRuntime(o: WorkerRuntimeOptions): WorkerRuntime {
     maxBatchBytes: w.max_batch_bytes,
     maxConcurrentClaims: Math.max(1, Math.min(4, config.database.pool_size - 1)),
   });
+  const commitListeners: Array<(committed: CommittedGroup) => void> = [];
   const results = new ResultProcessor({
     db,
     clock,
@@ -102,7 +120,10 @@ export function createWorkerRuntime(o: WorkerRuntimeOptions): WorkerRuntime {
     groupCommitDelayMs: config.engine.group_commit_delay_ms,
     maxConcurrentGroups: config.database.pool_size > 2 ? 2 : 1,
     notifyOrigin,
-    onCommitted: (committed) => dispatcher.dispatchCommitted(committed),
+    onCommitted: (committed) => {
+      dispatcher.dispatchCommitted(committed);
+      for (const listener of commitListeners) listener(committed);
+    },
   });
   const wakeups = new Wakeups({
     database: o.database,
@@ -134,5 +155,10 @@ export function createWorkerRuntime(o: WorkerRuntimeOptions): WorkerRuntime {
     },
     { name: 'worker-wakeups', start: () => wakeups.start(), stop: () => wakeups.stop() },
   ];
-  return { service, components, hub, dispatcher, results, sessions };
+  const local: LocalWorkers = {
+    notifyOrigin,
+    dispatch: (ready) => dispatcher.dispatchCommitted({ opened: [], ready, changed: false, completed: [] }),
+    onCommitted: (listener) => void commitListeners.push(listener),
+  };
+  return { service, components, hub, dispatcher, results, sessions, local };
 }
