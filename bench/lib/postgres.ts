@@ -1,22 +1,16 @@
 /**
  * The PostgreSQL a benchmark runs against: a throwaway cluster with durability ON
  * (`fsync`, `synchronous_commit`, `full_page_writes` at their defaults), or the
- * server named by `--database-url`. The test cluster (test/support/pg-cluster.ts)
- * turns fsync off for speed, so the bench starts its own with the same binaries.
+ * server named by `--database-url`. The cluster is the test harness's
+ * (test/support/pg-cluster.ts), started with the bench's settings instead of the
+ * tests' (which turn durability off for speed).
  *
  * Every scenario gets a fresh database (`bench_<scenario>_<n>`) on the throwaway
  * cluster; on an external server it uses the given database as it is and scopes its
  * measurements to a namespace of its own.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
-import { findPgBinDir } from '../../test/support/pg-cluster.js';
+import { startPgCluster } from '../../test/support/pg-cluster.js';
 
 /** A PostgreSQL server the bench can use. */
 export interface BenchPostgres {
@@ -58,115 +52,18 @@ export const CLUSTER_SETTINGS: Readonly<Record<string, string>> = {
   lc_messages: 'C',
 };
 
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function unprivilegedIds(): { uid: number; gid: number } {
-  const uid = spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' });
-  const gid = spawnSync('id', ['-g', 'nobody'], { encoding: 'utf8' });
-  if (uid.status !== 0 || gid.status !== 0) throw new Error('running as root but user "nobody" does not exist');
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
-async function waitUntilReady(url: string, child: ChildProcess, logFile: string): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`postgres exited during start-up:\n${tail(logFile)}`);
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      await client.query('select 1');
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`postgres did not accept connections: ${String(err)}\n${tail(logFile)}`);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Starts a durable throwaway cluster (initdb into a temp dir; as root, runs as `nobody`). */
+/** Starts a durable throwaway cluster (test/support/pg-cluster.ts with {@link CLUSTER_SETTINGS}). */
 export async function startDurableCluster(): Promise<BenchPostgres> {
-  const { binDir, version } = findPgBinDir();
-  const dir = await mkdtemp(join(tmpdir(), 'tasker-bench-pg-'));
-  const ids = process.getuid?.() === 0 ? unprivilegedIds() : null;
-  if (ids) await chown(dir, ids.uid, ids.gid);
-  const dataDir = join(dir, 'data');
-  const logFile = join(dir, 'postgres.log');
-  let child: ChildProcess | null = null;
-  try {
-    const initdb = spawnSync(
-      join(binDir, 'initdb'),
-      ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '--no-instructions'],
-      { encoding: 'utf8', ...(ids ?? {}) },
-    );
-    if (initdb.status !== 0) throw new Error(`initdb failed:\n${initdb.stderr || initdb.stdout || String(initdb.error)}`);
-    const port = await freeLoopbackPort();
-    const logFd = openSync(logFile, 'a');
-    if (ids) await chown(logFile, ids.uid, ids.gid);
-    const settings = Object.entries(CLUSTER_SETTINGS).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
-    child = spawn(join(binDir, 'postgres'), ['-D', dataDir, '-k', dir, '-p', String(port), ...settings], {
-      stdio: ['ignore', logFd, logFd],
-      ...(ids ?? {}),
-    });
-    closeSync(logFd);
-    const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-    await waitUntilReady(url, child, logFile);
-    const running = child;
-    return {
-      url,
-      owned: true,
-      postmasterPid: running.pid ?? null,
-      logFile,
-      dataDir,
-      description: `PostgreSQL ${version} (throwaway cluster in ${dir}, port ${port}, fsync on)`,
-      async stop() {
-        running.kill('SIGINT');
-        if (!(await exited(running, 30_000))) {
-          running.kill('SIGKILL');
-          await exited(running, 5_000);
-        }
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
-  } catch (err) {
-    if (child) {
-      child.kill('SIGKILL');
-      await exited(child, 5_000);
-    }
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
+  const cluster = await startPgCluster({ settings: CLUSTER_SETTINGS, syncInitdb: true, prefix: 'tasker-bench-pg-', label: ', fsync on' });
+  return {
+    url: cluster.adminUrl,
+    owned: true,
+    postmasterPid: cluster.pid,
+    logFile: cluster.logFile,
+    dataDir: cluster.dataDir,
+    description: cluster.description,
+    stop: () => cluster.stop(),
+  };
 }
 
 /** Adopts the server at `url` (`--database-url`): nothing is created or stopped. */

@@ -1,7 +1,9 @@
 /**
- * A throwaway PostgreSQL cluster for the test run: initdb into a temp dir, start
- * `postgres` on a free loopback port, stop it and delete everything at teardown.
- * initdb and postgres refuse to run as root, so as root they run as `nobody`.
+ * A throwaway PostgreSQL cluster: initdb into a temp dir, start `postgres` on a free
+ * loopback port, stop it and delete everything at teardown. initdb and postgres
+ * refuse to run as root, so as root they run as `nobody`. The test run uses it with
+ * durability off (the default settings below); the bench (bench/lib/postgres.ts)
+ * passes its own settings with durability on.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -18,8 +20,34 @@ export interface PgCluster {
   readonly adminUrl: string;
   /** e.g. "PostgreSQL 15 (throwaway cluster in /tmp/tasker-pg-x1y2, port 45678)". */
   readonly description: string;
+  /** The postmaster's pid. */
+  readonly pid: number | null;
+  readonly dataDir: string;
+  /** The server log (postgres's stdout and stderr). */
+  readonly logFile: string;
   stop(): Promise<void>;
 }
+
+/** Options of {@link startPgCluster}. */
+export interface PgClusterOptions {
+  /** Server settings (`-c key=value`). Default {@link TEST_SETTINGS}. */
+  readonly settings?: Readonly<Record<string, string>>;
+  /** initdb syncs its files to disk (for a durable cluster). Default false. */
+  readonly syncInitdb?: boolean;
+  /** Temp directory name prefix. Default `tasker-pg-`. */
+  readonly prefix?: string;
+  /** Appended to the description, e.g. ", fsync on". */
+  readonly label?: string;
+}
+
+/** The test run's settings: nothing is made durable, so tests run at memory speed. */
+export const TEST_SETTINGS: Readonly<Record<string, string>> = {
+  listen_addresses: '127.0.0.1',
+  fsync: 'off',
+  full_page_writes: 'off',
+  synchronous_commit: 'off',
+  max_connections: '300',
+};
 
 const PG_ROOT = '/usr/lib/postgresql';
 
@@ -100,9 +128,9 @@ function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 /** Creates and starts a cluster; rejects (after cleaning up) with initdb's or postgres's own log. */
-export async function startPgCluster(): Promise<PgCluster> {
+export async function startPgCluster(options: PgClusterOptions = {}): Promise<PgCluster> {
   const { binDir, version } = findPgBinDir();
-  const dir = await mkdtemp(join(tmpdir(), 'tasker-pg-'));
+  const dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'tasker-pg-'));
   const ids = process.getuid?.() === 0 ? unprivilegedIds() : null;
   if (ids) await chown(dir, ids.uid, ids.gid);
   const dataDir = join(dir, 'data');
@@ -111,29 +139,31 @@ export async function startPgCluster(): Promise<PgCluster> {
   try {
     const initdb = spawnSync(
       join(binDir, 'initdb'),
-      ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C', '--no-instructions'],
+      ['-D', dataDir, '-A', 'trust', '-U', 'postgres', ...(options.syncInitdb ? [] : ['--no-sync']), '-E', 'UTF8', '--locale=C', '--no-instructions'],
       { encoding: 'utf8', ...(ids ?? {}) },
     );
     if (initdb.status !== 0) throw new Error(`initdb failed:\n${initdb.stderr || initdb.stdout || String(initdb.error)}`);
     const port = await freeLoopbackPort();
     const logFd = openSync(logFile, 'a');
     if (ids) await chown(logFile, ids.uid, ids.gid);
-    child = spawn(
-      join(binDir, 'postgres'),
-      ['-D', dataDir, '-k', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1',
-        '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off', '-c', 'max_connections=300'],
-      { stdio: ['ignore', logFd, logFd], ...(ids ?? {}) },
-    );
+    const settings = Object.entries(options.settings ?? TEST_SETTINGS).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+    child = spawn(join(binDir, 'postgres'), ['-D', dataDir, '-k', dir, '-p', String(port), ...settings], {
+      stdio: ['ignore', logFd, logFd],
+      ...(ids ?? {}),
+    });
     closeSync(logFd);
     const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
     await waitUntilReady(adminUrl, child, logFile);
     const running = child;
     return {
       adminUrl,
-      description: `PostgreSQL ${version} (throwaway cluster in ${dir}, port ${port})`,
+      description: `PostgreSQL ${version} (throwaway cluster in ${dir}, port ${port}${options.label ?? ''})`,
+      pid: running.pid ?? null,
+      dataDir,
+      logFile,
       async stop() {
         running.kill('SIGINT'); // fast shutdown: disconnect clients, no checkpoint wait beyond need
-        if (!(await waitForExit(running, 15_000))) {
+        if (!(await waitForExit(running, 30_000))) {
           running.kill('SIGKILL');
           await waitForExit(running, 5_000);
         }
