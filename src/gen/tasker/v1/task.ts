@@ -195,7 +195,11 @@ export interface Step {
   result?:
     | any
     | undefined;
-  /** The error of the most recent failed attempt; unset if no attempt failed. */
+  /**
+   * The error of the most recent failed attempt; unset if no attempt failed. It
+   * stays after a later attempt succeeds or an operator resolves or completes the
+   * step, as the record of what went wrong (the audit has every attempt's error).
+   */
   lastError?:
     | StepError
     | undefined;
@@ -358,7 +362,10 @@ export interface RetryTaskRequest {
 
 /** Response of TaskService.RetryTask. */
 export interface RetryTaskResponse {
-  /** The task after the retry, with steps. */
+  /**
+   * The task as read just after the retry committed, with steps. Workers may
+   * already have moved it on (e.g. a step in progress or the task complete).
+   */
   task?: Task | undefined;
 }
 
@@ -372,7 +379,10 @@ export interface RetryStepRequest {
 
 /** Response of TaskService.RetryStep. */
 export interface RetryStepResponse {
-  /** The step after the change. */
+  /**
+   * The step as read just after the change committed; a worker may already have
+   * moved it on.
+   */
   step?: Step | undefined;
 }
 
@@ -386,7 +396,7 @@ export interface ResolveStepRequest {
 
 /** Response of TaskService.ResolveStep. */
 export interface ResolveStepResponse {
-  /** The step after the change. */
+  /** The step as read just after the change committed. */
   step?: Step | undefined;
 }
 
@@ -404,7 +414,7 @@ export interface CompleteStepRequest {
 
 /** Response of TaskService.CompleteStep. */
 export interface CompleteStepResponse {
-  /** The step after the change. */
+  /** The step as read just after the change committed. */
   step?: Step | undefined;
 }
 
