@@ -12,7 +12,8 @@
  * become one UPDATE with both transitions logged — plus children's readiness, task
  * locks, transitions, batch counts, and the group's events in one ordered insert:
  * starts, then the stored progress, then outcomes — so it runs for a group of
- * progress alone too), batch completions (only when there are some), and the task
+ * progress alone too), batch completions (only when one of them may still move a
+ * batch: see {@link pendingBatchCompletions}), and the task
  * write (`settleTasks`: counters and state, one write per task row, and the NOTIFY in
  * the same statement; a separate one only when no task moved).
  */
@@ -27,7 +28,7 @@ import type { DB } from '../store/schema.js';
 import { applyStepChanges } from '../store/step-changes.js';
 import type { ReadyWork, StepChange } from '../store/step-changes.js';
 import { insertProgress, lockSteps } from '../store/steps.js';
-import type { LockedStep, NewProgress } from '../store/steps.js';
+import type { LockedStep, LockedStepBatch, NewProgress } from '../store/steps.js';
 import { settleTasks } from '../store/task-changes.js';
 import { withTransientRetry } from '../store/transient.js';
 import { decideStepFailure, failureChange } from './failures.js';
@@ -300,6 +301,43 @@ function plan(
 }
 
 /**
+ * The BatchCompleted messages of a group that may still move their batch. One is left
+ * out when `completeSessionBatches` provably matches no row for it: a step of the group
+ * belongs to its batch, and that batch — as `lockSteps` read it, plus the outcomes this
+ * group's step changes counted into it (`applyStepChanges` completes a batch once
+ * `completed_count + failed_count` reaches `step_count`, and times it out for a
+ * `timed_out` outcome) — belongs to another session or is past `sent`/`executing`.
+ * Sound although the batch row is not locked: its counts only grow, its session never
+ * changes, and a batch never moves back to `sent` or `executing`. On the latency path
+ * the last outcome of a batch and its BatchCompleted share a group, and this saves the
+ * statement.
+ */
+export function pendingBatchCompletions(
+  completions: readonly SessionBatchCompletion[],
+  locked: ReadonlyMap<string, LockedStep>,
+  changes: readonly StepChange[],
+  movedIds: ReadonlySet<string>,
+): SessionBatchCompletion[] {
+  if (completions.length === 0) return [];
+  const batches = new Map<string, LockedStepBatch>();
+  for (const step of locked.values()) if (step.batch) batches.set(step.batch.id, step.batch);
+  const counted = new Map<string, number>();
+  const timedOut = new Set<string>();
+  for (const c of changes) {
+    const batchId = locked.get(c.stepId)?.batchId;
+    if (!c.batchOutcome || !batchId || !movedIds.has(c.stepId)) continue;
+    counted.set(batchId, (counted.get(batchId) ?? 0) + 1);
+    if (c.batchOutcome === 'timed_out') timedOut.add(batchId);
+  }
+  return completions.filter((c) => {
+    const batch = batches.get(c.batchId);
+    if (!batch) return true;
+    if (batch.sessionId !== c.sessionId || (batch.state !== 'sent' && batch.state !== 'executing')) return false;
+    return !timedOut.has(batch.id) && batch.counted + (counted.get(batch.id) ?? 0) < batch.stepCount;
+  });
+}
+
+/**
  * Applies `reports` from session `sessionId` in one transaction and returns one ack
  * per report, in order; see {@link applyOutcomeGroup}.
  */
@@ -383,7 +421,8 @@ async function applyOnce(
         const changed = await applyStepChanges(trx, p.changes, now, stored);
         effects.addEvent(changed.maxEventId);
         effects.addReady(changed.readyHandlers);
-        await completeSessionBatches(trx, options.batchCompletions ?? [], now);
+        const completions = pendingBatchCompletions(options.batchCompletions ?? [], locked, p.changes, changed.movedIds);
+        await completeSessionBatches(trx, completions, now);
         // The task write is the last statement: it queues the notifications too.
         await settleTasks(trx, changed.tasks, now, 'settle', null, effects);
         await notifyEffects(trx, effects);

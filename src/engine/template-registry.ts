@@ -1,8 +1,11 @@
 /**
  * The template registry: registering template versions (immutable once stored),
  * resolving a reference to the version a task runs, and loading the template
- * files of `config/templates/` at start. Stored versions never change, so parsed
- * templates are cached by row id and compiled context validators by body hash.
+ * files of `config/templates/` at start. Stored versions never change (a version is
+ * registered once, with one body, and never deleted), so parsed templates are cached
+ * by row id, compiled context validators by body hash, and the resolution of an exact
+ * `namespace/name@version` for good. Which version is the latest is read every time:
+ * another instance may register a newer one.
  */
 import { readdir, readFile as fsReadFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -122,6 +125,8 @@ export class TemplateRegistry {
   readonly #logger: Logger | undefined;
   readonly #validators = new ContextSchemaCache();
   readonly #parsed = new Map<string, TaskTemplate>();
+  /** Resolutions of stored versions by {@link versionKey}; only found versions (one may be registered later). */
+  readonly #resolved = new Map<string, ResolvedTemplate>();
 
   constructor(options: TemplateRegistryOptions) {
     this.#db = options.db;
@@ -175,22 +180,29 @@ export class TemplateRegistry {
     return (await this.resolve(ref)).template;
   }
 
-  /** Like {@link get}, with the row id, body hash and compiled context schema. */
+  /**
+   * Like {@link get}, with the row id, body hash and compiled context schema. A stored
+   * version is read once per registry; the latest version is looked up on every call.
+   */
   async resolve(ref: TemplateLookup): Promise<ResolvedTemplate> {
     const version = ref.version?.trim() || (await this.#latestVersion(ref.namespace, ref.name));
+    const key = version === null ? null : versionKey(ref.namespace, ref.name, version);
+    const cached = key === null ? undefined : this.#resolved.get(key);
+    if (cached) return cached;
     const row = version === null ? null : await findTemplateVersion(this.#db, ref.namespace, ref.name, version);
-    if (!row) {
-      const key = `${ref.namespace}/${ref.name}${ref.version ? `@${ref.version}` : ''}`;
-      throw new NotFoundError('template', key);
+    if (!row || key === null) {
+      throw new NotFoundError('template', `${ref.namespace}/${ref.name}${ref.version ? `@${ref.version}` : ''}`);
     }
     const template = this.#toTemplate(row);
-    return {
+    const resolved: ResolvedTemplate = {
       id: row.id,
       template,
       bodyHash: row.bodyHash,
       createdAt: row.createdAt,
       validateContext: this.#validators.validatorFor(row.bodyHash, template.contextSchema),
     };
+    this.#resolved.set(key, resolved);
+    return resolved;
   }
 
   /** Every registered version, optionally of one namespace, by namespace, name and registration. */
@@ -250,6 +262,11 @@ export class TemplateRegistry {
     }
     return template;
   }
+}
+
+/** The cache key of a stored version (JSON, so no separator can be confused with a name). */
+function versionKey(namespace: string, name: string, version: string): string {
+  return JSON.stringify([namespace, name, version]);
 }
 
 /** `err` with the file name in front of its message, keeping its type and code. */

@@ -77,12 +77,19 @@ export interface SessionBatchCompletion {
  * {@link completeBatches} for completions of any number of sessions, in one
  * statement (for the group commit): each batch moves only if it belongs to the
  * session that reported it and is still `sent` or `executing`. Returns the ids moved.
+ * One completion has its own statement text, whose generic plan PostgreSQL keeps
+ * (for `unnest($1)` it estimates ten rows and re-plans every call; see `lockSteps`).
  */
 export async function completeSessionBatches(db: Executor, completions: readonly SessionBatchCompletion[], now: Date): Promise<string[]> {
   if (completions.length === 0) return [];
+  const [only] = completions;
+  const from =
+    completions.length === 1 && only
+      ? sql`(select ${only.batchId}::uuid as id, ${only.sessionId}::uuid as session_id) as x`
+      : sql`unnest(${completions.map((c) => c.batchId)}::uuid[], ${completions.map((c) => c.sessionId)}::uuid[]) as x(id, session_id)`;
   const { rows } = await sql<{ id: string }>`${PREPARED}
     update step_batches b set state = 'completed', completed_at = ${now}::timestamptz, updated_at = ${now}::timestamptz
-    from unnest(${completions.map((c) => c.batchId)}::uuid[], ${completions.map((c) => c.sessionId)}::uuid[]) as x(id, session_id)
+    from ${from}
     where b.id = x.id and b.session_id = x.session_id and b.state in ('sent', 'executing')
     returning b.id`.execute(db);
   return rows.map((r) => r.id);

@@ -16,6 +16,7 @@ import { sql } from 'kysely';
 import type { LifecycleEvent } from '../domain/events.js';
 import type { EventRow } from './events.js';
 import { toEvent } from './events.js';
+import { PREPARED } from './prepared-statements.js';
 import type { Executor } from './sql-helpers.js';
 
 /** A PostgreSQL snapshot as `pg_current_snapshot()` reports it; xids as decimal text. */
@@ -65,7 +66,7 @@ export async function readEventsAfter(
   afterId: number,
   limit: number,
 ): Promise<{ events: LifecycleEvent[]; snapshot: SnapshotInfo }> {
-  const { rows } = await sql<Partial<EventRow> & { snap: string }>`
+  const { rows } = await sql<Partial<EventRow> & { snap: string }>`${PREPARED}
     select s.snap, e.*
     from (select pg_current_snapshot()::text as snap) s
     left join lateral (

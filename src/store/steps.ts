@@ -9,6 +9,7 @@ import type { RawBuilder } from 'kysely';
 import type { StepState } from '../domain/step-state.js';
 import { CLAIMABLE_STEP_STATES } from '../domain/step-state.js';
 import type { TaskState } from '../domain/task-state.js';
+import type { StepBatchState } from './schema.js';
 import { PREPARED } from './prepared-statements.js';
 import type { Executor } from './sql-helpers.js';
 import { literalList } from './sql-helpers.js';
@@ -34,6 +35,25 @@ export interface LockedStep {
   readonly taskState: TaskState;
   readonly namespace: string;
   readonly taskName: string;
+  /**
+   * The step's batch as {@link lockSteps} read it (not locked; null when the step has
+   * no batch or its row is gone); absent from the other lock functions.
+   */
+  readonly batch?: LockedStepBatch | null;
+}
+
+/**
+ * A `step_batches` row as read beside a locked step. Counts only grow and a batch
+ * never moves back to `sent` or `executing`, so a later read finds at least these
+ * counts and a state at least this far along.
+ */
+export interface LockedStepBatch {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly state: StepBatchState;
+  readonly stepCount: number;
+  /** `completed_count + failed_count`. */
+  readonly counted: number;
 }
 
 interface LockedRow {
@@ -53,6 +73,24 @@ interface LockedRow {
   task_state: TaskState;
   namespace: string;
   task_name: string;
+}
+
+interface LockedBatchRow extends LockedRow {
+  batch_session_id: string | null;
+  batch_state: StepBatchState | null;
+  batch_step_count: number | null;
+  batch_counted: number | null;
+}
+
+function batchOf(r: LockedBatchRow): LockedStepBatch | null {
+  if (r.batch_id === null || r.batch_session_id === null || r.batch_state === null) return null;
+  return {
+    id: r.batch_id,
+    sessionId: r.batch_session_id,
+    state: r.batch_state,
+    stepCount: Number(r.batch_step_count ?? 0),
+    counted: Number(r.batch_counted ?? 0),
+  };
 }
 
 function toLocked(r: LockedRow): LockedStep {
@@ -83,17 +121,26 @@ const LOCKED_COLUMNS = sql`
 /**
  * Locks the given steps (`FOR UPDATE`, in id order so that concurrent lockers cannot
  * deadlock on them) and returns them keyed by id; unknown ids are absent. The task
- * row is read, not locked.
+ * row and the step's batch (`batch`) are read, not locked.
+ *
+ * One id (the group commit of the latency path) has its own statement text: with
+ * `= any($1)` PostgreSQL estimates a generic plan for ten ids, finds it dearer than
+ * the custom plan for one and re-plans on every call (measured: 0.15 ms of planning
+ * for a 0.035 ms statement); with `= $1` the generic plan costs the same and is kept.
  */
 export async function lockSteps(trx: Executor, ids: readonly string[]): Promise<Map<string, LockedStep>> {
   if (ids.length === 0) return new Map();
-  const { rows } = await sql<LockedRow>`${PREPARED}
-    select ${LOCKED_COLUMNS}
+  const unique = [...new Set(ids)];
+  const which = unique.length === 1 ? sql`s.id = ${unique[0]}::uuid` : sql`s.id = any(${unique}::uuid[])`;
+  const { rows } = await sql<LockedBatchRow>`${PREPARED}
+    select ${LOCKED_COLUMNS}, b.session_id as batch_session_id, b.state as batch_state, b.step_count as batch_step_count,
+           b.completed_count + b.failed_count as batch_counted
     from workflow_steps s join tasks t on t.id = s.task_id
-    where s.id = any(${[...new Set(ids)]}::uuid[])
+      left join step_batches b on b.id = s.batch_id
+    where ${which}
     order by s.id
     for update of s`.execute(trx);
-  return new Map(rows.map((r) => [r.id, toLocked(r)]));
+  return new Map(rows.map((r) => [r.id, { ...toLocked(r), batch: batchOf(r) }]));
 }
 
 /** Locks the steps of a task that are in one of `states`, in id order. */
