@@ -3,6 +3,7 @@
  * namespace/name@version, holding the template in document form.
  */
 import { sql } from 'kysely';
+import { PREPARED } from './prepared-statements.js';
 import type { Executor } from './sql-helpers.js';
 
 /** A stored template version. */
@@ -106,7 +107,7 @@ export async function listTemplateVersions(
   namespace: string,
   name: string,
 ): Promise<Array<{ version: string; createdAt: Date }>> {
-  const { rows } = await sql<{ version: string; created_at: Date }>`
+  const { rows } = await sql<{ version: string; created_at: Date }>`${PREPARED}
     select version, created_at from task_templates where namespace = ${namespace} and name = ${name}
     order by created_at, version`.execute(db);
   return rows.map((r) => ({ version: r.version, createdAt: r.created_at }));
