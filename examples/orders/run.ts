@@ -11,10 +11,8 @@
  *                                                         error; exit 0 when it did
  */
 import { parseArgs } from 'node:util';
-import { startTasker } from '../../src/app.js';
 import type { RunningTasker } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/logger.js';
+import { startExampleTasker } from '../embedded-tasker.js';
 import { TaskerClient, Worker } from '../../clients/node/src/index.js';
 import type { Task } from '../../clients/node/src/index.js';
 import { orderHandlers, Warehouse } from './handlers.js';
@@ -30,20 +28,11 @@ function asExpected(task: Task, declined: boolean): boolean {
 }
 
 async function main(declined: boolean): Promise<number> {
-  const config = loadConfig({
-    env: { TASKER_ENV: 'development' },
-    overrides: {
-      server: { host: '127.0.0.1', port: 0, shutdown_grace_ms: 2_000 },
-      database: { url: null, data_dir: null },
-      log: { level: 'error', pretty: false },
-      templates: { dirs: ['config/templates/ecommerce'], register_on_start: true },
-    },
-  });
   let tasker: RunningTasker | null = null;
   let worker: Worker | null = null;
   let client: TaskerClient | null = null;
   try {
-    tasker = await startTasker(config, createLogger(config.log));
+    tasker = await startExampleTasker('config/templates/ecommerce');
     say(`Tasker listening on ${tasker.address} (PGlite, in memory)`);
     const warehouse = new Warehouse();
     worker = new Worker({ address: tasker.address, name: 'orders-node', concurrency: 4, handlers: orderHandlers(warehouse), labels: { example: 'orders' } });

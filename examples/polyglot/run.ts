@@ -10,10 +10,8 @@
  * python3-grpcio, python3-protobuf; /usr/bin/python3 is used when present).
  */
 import { fileURLToPath } from 'node:url';
-import { startTasker } from '../../src/app.js';
 import type { RunningTasker } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/logger.js';
+import { startExampleTasker } from '../embedded-tasker.js';
 import { TaskerClient } from '../../clients/node/src/index.js';
 import { formatTask, POLYGLOT_CONTEXT, runPolyglotTask, wrongLanguages } from './pipeline.js';
 import type { ExampleWorker } from './processes.js';
@@ -23,20 +21,11 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
 
 async function main(): Promise<number> {
-  const config = loadConfig({
-    env: { TASKER_ENV: 'development' },
-    overrides: {
-      server: { host: '127.0.0.1', port: 0, shutdown_grace_ms: 2_000 },
-      database: { url: null, data_dir: null },
-      log: { level: 'error', pretty: false },
-      templates: { dirs: ['config/templates/polyglot'], register_on_start: true },
-    },
-  });
   let tasker: RunningTasker | null = null;
   let workers: ExampleWorker[] = [];
   let client: TaskerClient | null = null;
   try {
-    tasker = await startTasker(config, createLogger(config.log));
+    tasker = await startExampleTasker('config/templates/polyglot');
     say(`Tasker listening on ${tasker.address} (PGlite, in memory)`);
     workers = await startPolyglotWorkers({
       root,
