@@ -4,14 +4,10 @@
  * tasks, as a user would. Covers a diamond workflow, retry then success, permanent
  * and thrown failures, progress seen by `watchTask`, cancellation reaching
  * `ctx.signal`, a dropped connection mid-step (resumed, step kept, result applied
- * once), a duplicated report, a graceful stop that waits for in-flight work, and the
- * conformance worker process.
+ * once), a duplicated report, a graceful stop that waits for in-flight work. The
+ * conformance worker process is in node-sdk-conformance-worker.test.ts.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { RunningTasker } from '../../src/app.js';
@@ -32,7 +28,6 @@ import {
 import type { Step, StepContext, StepTemplateInput, TaskUpdate } from '../../clients/node/src/index.js';
 import { createPostgresTestDatabase } from '../support/databases.js';
 import type { TestDatabase } from '../support/databases.js';
-import { repoRoot } from '../support/paths.js';
 
 const silent = pino({ level: 'silent' });
 const NS = 'nodesdk';
@@ -457,93 +452,5 @@ describe('Node SDK against a real server (PostgreSQL)', () => {
     await expect(worker.start()).rejects.toMatchObject({ name: 'UnauthenticatedError', code: expect.any(String) });
     await expect(client.getTask('00000000-0000-4000-8000-000000000000')).rejects.toBeInstanceOf(NotFoundError);
     await expect(client.getTask('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ code: 'TASK_NOT_FOUND' });
-  });
-
-  test('the conformance worker process: ready, runs the handler catalog, stops gracefully on SIGTERM', async () => {
-    const child: ChildProcess = spawn(join(repoRoot, 'node_modules/.bin/tsx'), ['clients/node/conformance/worker.ts'], {
-      cwd: repoRoot,
-      env: {
-        ...process.env,
-        TASKER_ADDRESS: tasker.address,
-        TASKER_TOKEN: 'test-worker-token',
-        TASKER_WORKER_NAME: 'conformance-node-e2e',
-        TASKER_HANDLER_PREFIX: 'conformance.node',
-        TASKER_CONCURRENCY: '2',
-        TASKER_LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const exited = once(child, 'exit');
-    const events: Array<Record<string, unknown>> = [];
-    const waiters: Array<() => void> = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      events.push(JSON.parse(line) as Record<string, unknown>);
-      waiters.splice(0).forEach((w) => w());
-    });
-    const nextEvent = async (name: string): Promise<Record<string, unknown>> => {
-      for (;;) {
-        const found = events.find((e) => e.event === name);
-        if (found) return found;
-        await new Promise<void>((r) => waiters.push(r));
-      }
-    };
-    try {
-      expect(await nextEvent('ready')).toMatchObject({ session_id: expect.any(String) });
-      const handler = (name: string) => `conformance.node.${name}`;
-      const once1 = { maxAttempts: 1 };
-      await client.registerTemplate({
-        namespace: NS,
-        name: 'conformance_node',
-        version: '1.0.0',
-        identityStrategy: 'always_unique',
-        steps: [
-          { name: 'first', handler: handler('echo') },
-          { name: 'second', handler: handler('echo'), dependsOn: ['first'] },
-          { name: 'flaky', handler: handler('flaky'), handlerConfig: { fail_times: 1, retry_after_ms: 0 } },
-          { name: 'progress', handler: handler('progress'), handlerConfig: { count: 2 } },
-          { name: 'interrupt', handler: handler('interrupt') },
-          { name: 'duplicate', handler: handler('duplicate') },
-          { name: 'peak', handler: handler('concurrency'), handlerConfig: { sleep_ms: 50 } },
-          { name: 'raise', handler: handler('raise'), retry: once1 },
-          { name: 'permanent', handler: handler('permanent') },
-        ],
-      });
-      const { task } = await client.createTask({ namespace: NS, name: 'conformance_node' });
-      const done = await client.waitForTask(task.taskId, { timeoutMs: 30_000 });
-      expect(done.state).toBe('error');
-      expect(done.results).toEqual({
-        first: { step: 'first', language: 'node', attempt: 1, ancestors: [], value: 1 },
-        second: { step: 'second', language: 'node', attempt: 1, ancestors: ['first'], value: 2 },
-        flaky: { attempt: 2 },
-        progress: { count: 2 },
-        interrupt: { resumed: true },
-        duplicate: { ok: true },
-        peak: { peak: expect.any(Number) },
-      });
-      expect((done.results.peak as { peak: number }).peak).toBeLessThanOrEqual(2);
-      const step = (name: string) => done.steps.find((s) => s.name === name)!;
-      expect(step('raise').lastError).toMatchObject({ errorClass: 'TypeError', message: 'boom', retryable: true });
-      expect(step('raise').lastError!.backtrace.length).toBeGreaterThan(0);
-      expect(step('permanent').lastError).toMatchObject({ message: 'permanent failure requested', code: 'CONFORMANCE_PERMANENT', retryable: false });
-      expect(events.find((e) => e.event === 'resumed')).toMatchObject({ session_id: expect.any(String), in_flight: expect.any(Number) });
-
-      await client.registerTemplate({
-        namespace: NS,
-        name: 'conformance_node_cancel',
-        version: '1.0.0',
-        identityStrategy: 'always_unique',
-        steps: [{ name: 'wait', handler: handler('wait_for_cancel') }],
-      });
-      const waiting = (await client.createTask({ namespace: NS, name: 'conformance_node_cancel' })).task;
-      for await (const update of client.watchTask(waiting.taskId)) if (update.kind === 'step_progress') break;
-      await client.cancelTask(waiting.taskId, 'conformance cancel');
-      expect(await nextEvent('cancelled')).toEqual({ event: 'cancelled', step_id: waiting.steps[0]!.stepId });
-      child.kill('SIGTERM');
-      expect(await nextEvent('stopped')).toEqual({ event: 'stopped' });
-      const [code] = await exited;
-      expect(code).toBe(0);
-    } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }
   });
 });
