@@ -2,8 +2,9 @@
  * The `tasker` CLI as a child process while a Node SDK `Worker` in the test process
  * runs the steps, against a real server on PostgreSQL: `task watch` follows a task
  * live until it completes (text) and replays it (`--json`); `task cancel` takes a
- * running step from its worker and ends a watch; `step retry|resolve|complete` repair
- * failed steps and `task retry` runs a task's failed steps again, after which the
+ * running step from its worker and ends a watch; `task watch --exit-status` exits
+ * 0, 2 or 3 for a task that ended complete, in error or cancelled; `step
+ * retry|resolve|complete` repair failed steps and `task retry` runs a task's failed steps again, after which the
  * task completes with the operator's result passed on; `workers` lists the worker's
  * session and needs the admin role.
  */
@@ -165,6 +166,14 @@ describe('tasker CLI with a Node SDK worker running the steps (PostgreSQL)', () 
     expect(updates.at(-1)).toMatchObject({ taskStateChanged: { fromState: 'TASK_STATE_IN_PROGRESS', toState: 'TASK_STATE_COMPLETE' } });
     expect(updates).toContainEqual(expect.objectContaining({ stepProgress: expect.objectContaining({ stepName: 'transform', payload: { done: 2 } }) }));
 
+    // --exit-status: 0 for a completed task, also when --skip-history sends nothing for a task already finished.
+    const status = await tasker('task', 'watch', pipelineId, '--exit-status', ...client);
+    expectOk(status);
+    expect(lines(status.stdout).at(-1)).toBe('Task complete.');
+    const skipped = await tasker('task', 'watch', pipelineId, '--skip-history', '--exit-status', ...client);
+    expectOk(skipped);
+    expect(skipped.stdout).toBe('');
+
     const got = json(await tasker('task', 'get', pipelineId, '--json', ...client)) as { task: { state: string; steps: JsonStep[] } };
     expect(got.task.state).toBe('TASK_STATE_COMPLETE');
     expect(got.task.steps.map((s) => [s.name, s.state, s.result])).toEqual([
@@ -190,6 +199,14 @@ describe('tasker CLI with a Node SDK worker running the steps (PostgreSQL)', () 
     const out = lines(watched.stdout);
     expect(out).toContainEqual(expect.stringMatching(/ step wait in_progress -> cancelled attempt 1 \(customer called\)$/));
     expect(out.slice(-2)).toEqual([expect.stringMatching(/ task in_progress -> cancelled \(customer called\)$/), 'Task cancelled.']);
+
+    // Without --exit-status the watch above exited 0; with it a cancelled task exits 3.
+    const status = await tasker('task', 'watch', taskId, '--exit-status', ...client);
+    expect(status.stderr).toBe('');
+    expect(status.code).toBe(3);
+    expect(lines(status.stdout).at(-1)).toBe('Task cancelled.');
+    const skipped = await tasker('task', 'watch', taskId, '--skip-history', '--exit-status', '--json', ...client);
+    expect(skipped).toEqual({ code: 3, stdout: '', stderr: '' });
 
     const again = json(await tasker('task', 'cancel', taskId, '--json', ...client)) as { cancelled_step_ids: string[]; task: { state: string; steps: JsonStep[] } };
     expect(again.cancelled_step_ids).toEqual([]);
@@ -252,6 +269,10 @@ describe('tasker CLI with a Node SDK worker running the steps (PostgreSQL)', () 
       (t) => t.state === TaskState.TASK_STATE_ERROR && t.steps.filter((s) => s.lastError !== undefined).length === 2,
       'notify and audit failed',
     );
+    const status = await tasker('task', 'watch', taskId, '--exit-status', ...client);
+    expect(status.stderr).toBe('');
+    expect(status.code).toBe(2);
+    expect(lines(status.stdout).at(-1)).toBe('Task error.');
     const early = await tasker('task', 'retry', pipelineId, ...client);
     expectFailure(early, 1, /^tasker: FAILED_PRECONDITION TASK_NOT_RETRYABLE: /);
 

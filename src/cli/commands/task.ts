@@ -27,6 +27,7 @@ const OPTIONS = {
   'page-token': { type: 'string' },
   'omit-results': { type: 'boolean' },
   'skip-history': { type: 'boolean' },
+  'exit-status': { type: 'boolean' },
 } as const;
 
 type Values = ReturnType<typeof parseCommandArgs<typeof OPTIONS>>['values'];
@@ -185,12 +186,22 @@ async function list(c: TaskerClients, values: Values, io: CliIo): Promise<number
   return 0;
 }
 
+/** `task watch --exit-status`: the exit code for the state a task ended in. */
+export const WATCH_EXIT_CODES: ReadonlyMap<TaskState, number> = new Map([
+  [TaskState.TASK_STATE_COMPLETE, 0],
+  [TaskState.TASK_STATE_RESOLVED_MANUALLY, 0],
+  [TaskState.TASK_STATE_ERROR, 2],
+  [TaskState.TASK_STATE_CANCELLED, 3],
+]);
+
 async function watch(c: TaskerClients, taskId: string, values: Values, io: CliIo): Promise<number> {
   const stream = c.tasks.watchTask({ taskId, skipHistory: values['skip-history'] === true }, c.metadata());
   let last: TaskUpdate | null = null;
+  let finalState: TaskState | null = null;
   await new Promise<void>((resolve, reject) => {
     stream.on('data', (u: TaskUpdate) => {
       last = u;
+      if (u.update?.$case === 'taskStateChanged') finalState = u.update.value.toState;
       println(io.stdout, values.json ? JSON.stringify(ProtoTaskUpdate.toJSON(u)) : formatUpdate(u));
     });
     stream.on('error', (err: grpc.ServiceError) => reject(new RemoteCallError(err)));
@@ -198,7 +209,17 @@ async function watch(c: TaskerClients, taskId: string, values: Values, io: CliIo
   });
   const final = (last as TaskUpdate | null)?.update;
   if (!values.json && final?.$case === 'taskStateChanged') println(io.stdout, `Task ${taskStateName(final.value.toState)}.`);
-  return 0;
+  if (values['exit-status'] !== true) return 0;
+  let state = finalState as TaskState | null;
+  if (state === null || !WATCH_EXIT_CODES.has(state)) {
+    // With --skip-history a task already finished sends nothing: ask for its state.
+    const res = await call(c.tasks.getTask.bind(c.tasks), { taskId, omitResults: true }, c.metadata());
+    state = res.task?.state ?? TaskState.TASK_STATE_UNSPECIFIED;
+  }
+  const code = WATCH_EXIT_CODES.get(state);
+  if (code !== undefined) return code;
+  println(io.stderr, `tasker: the watch of task ${taskId} ended while the task is ${taskStateName(state)}`);
+  return 1;
 }
 
 /** Runs one action against the server. */
@@ -245,12 +266,14 @@ export const taskCommand: Command = {
   usage: `Usage: tasker task create <namespace/name[@version]> [--context '{...}' | --context-file <file>] [options]
        tasker task get <task-id> [--omit-results]
        tasker task list [--state <state>]... [--namespace ns] [--name name] [--tag t] [--page-size n] [--page-token t]
-       tasker task watch <task-id> [--skip-history]
+       tasker task watch <task-id> [--skip-history] [--exit-status]
        tasker task cancel <task-id> [--reason text]
        tasker task retry <task-id> [--reason text]
 
 watch prints every state change, progress report and result of the task as it
-happens (its history first unless --skip-history) and exits when the task ends.
+happens (its history first unless --skip-history) and exits when the task ends:
+with 0, or with --exit-status by how the task ended: 0 complete or
+resolved_manually, 2 error, 3 cancelled (1 failure, 64 bad command line as always).
 
 Options:
       --context <json>          create: the task context (a JSON object)
@@ -262,6 +285,8 @@ Options:
       --initiator <who>         create: who asked, for audit
       --reason <text>           create/cancel/retry: why, for audit
       --state <state>           list: only tasks in this state (repeatable)
+      --skip-history            watch: live updates only, not the history before them
+      --exit-status             watch: exit 0 complete/resolved_manually, 2 error, 3 cancelled
 ${CLIENT_USAGE}
 ${COMMON_USAGE}`,
   async run(args: readonly string[], io: CliIo): Promise<number> {
