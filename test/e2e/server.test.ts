@@ -26,8 +26,8 @@ import { createAuthenticator } from '../../src/grpc/auth.js';
 import { ERROR_CODE_KEY, ERROR_DETAILS_KEY } from '../../src/grpc/errors.js';
 import { createRpcHandlers } from '../../src/grpc/handlers.js';
 import { startGrpcServer } from '../../src/grpc/server.js';
-import type { TestDatabase } from '../support/databases.js';
-import { createPostgresTestDatabase } from '../support/databases.js';
+import type { ServerTarget } from '../support/databases.js';
+import { serverBackends } from '../support/databases.js';
 import { repoRoot } from '../support/paths.js';
 
 const silent = pino({ level: 'silent' });
@@ -80,24 +80,12 @@ function reflect(address: string, request: Record<string, string>): Promise<Refl
   }).finally(() => client.close());
 }
 
-const backends: Array<{ name: string; url: () => Promise<{ url: string | null; close(): Promise<void> }> }> = [
-  { name: 'PGlite in memory', url: async () => ({ url: null, close: async () => {} }) },
-  {
-    name: 'PostgreSQL',
-    url: async () => {
-      const db: TestDatabase = await createPostgresTestDatabase();
-      // Only the URL is needed: Tasker opens its own pool. The test database stays until close().
-      return { url: db.url, close: () => db.close() };
-    },
-  },
-];
-
-describe.each(backends)('startTasker on $name', (backend) => {
+describe.each(serverBackends)('startTasker on $name', (backend) => {
   let tasker: RunningTasker;
-  let target: { url: string | null; close(): Promise<void> };
+  let target: ServerTarget;
 
   beforeAll(async () => {
-    target = await backend.url();
+    target = await backend.open();
     tasker = await startTasker(testConfig({ database: { url: target.url } }), silent);
   });
 

@@ -12,25 +12,11 @@ import type { RunningTasker } from '../../src/app.js';
 import { startTasker } from '../../src/app.js';
 import { Backoff } from '../../src/gen/tasker/v1/template.js';
 import type { TaskTemplate } from '../../src/gen/tasker/v1/template.js';
-import { createPostgresTestDatabase } from '../support/databases.js';
+import { serverBackends } from '../support/databases.js';
+import type { ServerTarget } from '../support/databases.js';
 import { apiConfig, clients, eventually, protoTemplate, silent, unary } from './api-client.js';
 import { RawWorker } from './raw-worker.js';
 
-interface Target {
-  url: string | null;
-  close(): Promise<void>;
-}
-
-const backends: Array<{ name: string; open: () => Promise<Target> }> = [
-  {
-    name: 'PostgreSQL',
-    open: async () => {
-      const db = await createPostgresTestDatabase();
-      return { url: db.url, close: () => db.close() };
-    },
-  },
-  { name: 'PGlite', open: async () => ({ url: null, close: async () => {} }) },
-];
 
 /** The configured default, as GetTemplate shows a step that left every retry field out. */
 const CONFIGURED = { maxAttempts: 6, backoff: Backoff.BACKOFF_LINEAR, baseMs: 250, maxMs: 4000, jitter: 0 };
@@ -62,8 +48,8 @@ function wireTemplate(name: string): TaskTemplate {
   };
 }
 
-describe.each(backends)('template retry defaults from the configuration on $name', (backend) => {
-  let target: Target;
+describe.each(serverBackends)('template retry defaults from the configuration on $name', (backend) => {
+  let target: ServerTarget;
   let tasker: RunningTasker;
   let api: ReturnType<typeof clients>;
   let dir: string;

@@ -14,29 +14,15 @@ import type { RunningTasker } from '../../src/app.js';
 import { startTasker } from '../../src/app.js';
 import { runCli } from '../../src/cli/run.js';
 import type { TaskTemplate } from '../../src/gen/tasker/v1/template.js';
-import { createPostgresTestDatabase } from '../support/databases.js';
+import { serverBackends } from '../support/databases.js';
+import type { ServerTarget } from '../support/databases.js';
 import { apiConfig, clients, protoTemplate, refusal, silent, TOKENS, unary } from './api-client.js';
 
-interface Target {
-  url: string | null;
-  close(): Promise<void>;
-}
-
-const backends: Array<{ name: string; open: () => Promise<Target> }> = [
-  {
-    name: 'PostgreSQL',
-    open: async () => {
-      const db = await createPostgresTestDatabase();
-      return { url: db.url, close: () => db.close() };
-    },
-  },
-  { name: 'PGlite', open: async () => ({ url: null, close: async () => {} }) },
-];
 
 const LIMITED_TOKEN = 'limited-client-token-0123';
 
-describe.each(backends)('TemplateService on $name', (backend) => {
-  let target: Target;
+describe.each(serverBackends)('TemplateService on $name', (backend) => {
+  let target: ServerTarget;
   let tasker: RunningTasker;
   let api: ReturnType<typeof clients>;
   let dir: string;

@@ -18,8 +18,8 @@ import type { StepAssignment } from '../../src/engine/claims.js';
 import type { OutcomeReport } from '../../src/engine/outcomes.js';
 import { StepState, TaskState } from '../../src/gen/tasker/v1/common.js';
 import type { CreateTaskRequest, Event, SubscribeEventsRequest, TaskUpdate } from '../../src/gen/tasker/v1/task.js';
-import type { TestDatabase } from '../support/databases.js';
-import { createPostgresTestDatabase } from '../support/databases.js';
+import type { ServerTarget, TestDatabase } from '../support/databases.js';
+import { createPostgresTestDatabase, serverBackends } from '../support/databases.js';
 import { apiConfig, auth, clients, collect, EngineDriver, protoTemplate, refusal, silent, TOKENS, unary } from './api-client.js';
 
 function createRequest(name: string): CreateTaskRequest {
@@ -62,24 +62,8 @@ function expectCursorOrder(updates: readonly TaskUpdate[]): void {
   }
 }
 
-interface Backend {
-  name: string;
-  open(): Promise<{ url: string | null; close(): Promise<void> }>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'PostgreSQL',
-    open: async () => {
-      const db: TestDatabase = await createPostgresTestDatabase();
-      return { url: db.url, close: () => db.close() };
-    },
-  },
-  { name: 'PGlite', open: async () => ({ url: null, close: async () => {} }) },
-];
-
-describe.each(backends)('WatchTask on $name', (backend) => {
-  let target: { url: string | null; close(): Promise<void> };
+describe.each(serverBackends)('WatchTask on $name', (backend) => {
+  let target: ServerTarget;
   let tasker: RunningTasker;
   let api: ReturnType<typeof clients>;
   let engine: EngineDriver;

@@ -85,3 +85,28 @@ export const backends: readonly TestBackend[] = [
   { name: 'postgres', create: createPostgresTestDatabase },
   { name: 'pglite', create: createPgliteTestDatabase },
 ];
+
+/** Where an e2e test's server keeps its data: `url` for PostgreSQL, null for PGlite in memory. */
+export interface ServerTarget {
+  readonly url: string | null;
+  close(): Promise<void>;
+}
+
+/** One entry per backend for tests that start a server (it opens its own pool from the URL). */
+export interface ServerBackend {
+  readonly name: 'PostgreSQL' | 'PGlite';
+  readonly open: () => Promise<ServerTarget>;
+}
+
+/** Both backends for `describe.each(serverBackends)` in tests that start a server. */
+export const serverBackends: readonly ServerBackend[] = [
+  {
+    name: 'PostgreSQL',
+    open: async () => {
+      // Only the URL is needed; the test database stays until close().
+      const db = await createPostgresTestDatabase();
+      return { url: db.url, close: () => db.close() };
+    },
+  },
+  { name: 'PGlite', open: async () => ({ url: null, close: async () => {} }) },
+];
