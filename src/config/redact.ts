@@ -1,7 +1,7 @@
 /** A copy of the effective configuration that is safe to print or log. */
 import type { Config } from './schema.js';
 
-/** Placeholder shown instead of a secret. */
+/** The text printed in place of a secret. */
 export const REDACTED = '[redacted]';
 
 function redactUrl(url: string): string {
